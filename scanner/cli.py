@@ -1,0 +1,343 @@
+"""Command line: argv -> ScanConfig -> scan. The one place that prints, reads the terminal or exits.
+
+Exit codes: 0 scan completed; 2 a user mistake (one line on stderr); 3 an internal error
+(partial results are kept); 130 interrupted (partial results are kept, marked incomplete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import NoReturn, TextIO
+
+from scanner import __version__
+from scanner.engine import EngineOptions
+from scanner.errors import ScannerError, ScanOptionError
+from scanner.models import PortResult, PortState, ScanInfo, Transport, UnresolvedTargetResult
+from scanner.ports import parse_port_spec
+from scanner.report.jsonfile import JsonResultWriter
+from scanner.runner import ScanConfig, ScanTally, execute, inflight_cap, new_seed, run_scan
+from scanner.targets import read_spec_file, split_specs
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# The port set of the legacy-mgmt profile. Profiles (YAML) will own this list; until they
+# are loaded by the scan, this is the default when -p is not given.
+DEFAULT_PORTS = (
+    "T:7,9,13,19,23,37,79,199,391,392,412,512-514,705,1993,3416,4786,6000,"
+    "U:7,9,13,19,37,69,161,162,391,392,412,623,3416"
+)
+
+SCAN_EXAMPLES = """\
+examples:
+  scan 127.0.0.1                         the legacy-mgmt ports, TCP and UDP
+  scan -p 23,161,391-392 127.0.0.0/28    these ports on both transports
+  scan -p T:23,412,U:161,391 ::1         per transport, nmap style
+  scan --udp -p 161 -iL hosts.txt --exclude 127.0.0.5 --json out.json
+  scan --rate 2000 --timeout 0.5 --retries 2 127.0.0.1-40
+"""
+
+
+class UsageError(ScannerError):
+    """A command-line mistake reported by argparse."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def build_scan_parser(prog: str) -> argparse.ArgumentParser:
+    """The `scan` command's options."""
+    parser = _Parser(
+        prog=prog,
+        description="Probe TCP and UDP ports for legacy and orphaned registry services.",
+        epilog=SCAN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="address, CIDR (127.0.0.0/24), range (127.0.0.1-40, 127.0.0.1-127.0.1.5), hostname",
+    )
+    parser.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="SPEC[,SPEC]", help="skip these targets"
+    )
+    parser.add_argument("--exclude-file", metavar="FILE", help="skip the targets in FILE")
+    parser.add_argument(
+        "-p",
+        "--ports",
+        metavar="SPEC",
+        help="ports in nmap syntax: 23,161,391-392 or T:23,412,U:161,391 (default: legacy-mgmt)",
+    )
+    parser.add_argument("--tcp", "-sT", action="store_true", help="probe TCP only")
+    parser.add_argument("--udp", "-sU", action="store_true", help="probe UDP only")
+    parser.add_argument("--seed", type=_count(0), help="seed of the probe order (repeatable)")
+    parser.add_argument("--rate", type=_positive_float, help="at most this many probes per second")
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=1.0, help="seconds to wait per attempt (1.0)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=_count(0),
+        default=1,
+        help="extra attempts for silent probes, each waiting twice as long (1)",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=_count(1),
+        metavar="N",
+        help="probes in flight at once (default 4096, within the descriptor limit)",
+    )
+    parser.add_argument(
+        "--per-host",
+        type=_count(1),
+        default=256,
+        metavar="N",
+        help="probes in flight to one host at once (256)",
+    )
+    parser.add_argument(
+        "--banner-wait",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="on open TCP ports, read what the server says first for up to this long",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
+    parser.add_argument(
+        "--all-states", action="store_true", help="list closed ports too, not only count them"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop: uvloop where installed (auto), or the standard asyncio loop",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfig:
+    targets = list(args.targets)
+    if args.input_list:
+        targets += read_spec_file(args.input_list)
+    if not targets:
+        raise UsageError(
+            "no target given: name hosts to scan, e.g. `scan 127.0.0.1` or `scan -iL hosts.txt`"
+        )
+    excludes = [spec for item in args.exclude for spec in split_specs(item)]
+    if args.exclude_file:
+        excludes += read_spec_file(args.exclude_file)
+    transports: tuple[Transport, ...]
+    if args.tcp == args.udp:
+        transports = (Transport.TCP, Transport.UDP)
+    else:
+        transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
+    ports = parse_port_spec(args.ports or DEFAULT_PORTS, transports)
+    if args.rate is not None and args.rate < 1:
+        raise ScanOptionError(f"--rate {args.rate:g} is below one probe per second")
+    engine = EngineOptions(
+        timeout=args.timeout,
+        retries=args.retries,
+        rate=args.rate,
+        max_inflight=inflight_cap(args.max_inflight),
+        per_host=args.per_host,
+        banner_wait=args.banner_wait or 0.0,
+    )
+    return ScanConfig(
+        targets=tuple(targets),
+        excludes=tuple(excludes),
+        ports=ports,
+        engine=engine,
+        seed=args.seed if args.seed is not None else new_seed(),
+        all_states=args.all_states,
+        event_loop=args.loop,
+        command_line=tuple(argv),
+    )
+
+
+class _ConsoleObserver:
+    """JSON writer, streamed open-port lines and the progress line."""
+
+    def __init__(self, json_path: str | None, show_progress: bool, list_ports: bool) -> None:
+        self.json_path = json_path
+        self.writer: JsonResultWriter | None = None
+        self.tally: ScanTally | None = None
+        self.show_progress = show_progress
+        self.list_ports = list_ports
+        self._progress_shown = False
+        self._out: TextIO = sys.stdout
+
+    def scan_started(
+        self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
+    ) -> None:
+        self.tally = tally
+        for item in unresolved:
+            self._message(f"warning: {item.target} did not resolve ({item.error}); skipped")
+        if self.json_path:
+            self.writer = JsonResultWriter(self.json_path, info, unresolved, tally.summary)
+
+    def result(self, result: PortResult) -> None:
+        if self.writer is not None:
+            self.writer.add(result)
+        if self.list_ports and result.state is PortState.OPEN:
+            self._clear_progress()
+            name = f" ({result.hostname})" if result.hostname else ""
+            self._out.write(
+                f"{result.host}{name}\t{result.port}/{result.proto}\t{result.state}\t"
+                f"{result.reason}\n"
+            )
+
+    def progress(self, tally: ScanTally) -> None:
+        if self.writer is not None:
+            self.writer.tick()
+        if not self.show_progress:
+            return
+        elapsed = tally.elapsed()
+        rate = tally.done / elapsed if elapsed > 0 else 0.0
+        left = (tally.total - tally.done) / rate if rate > 0 else 0.0
+        percent = 100.0 * tally.done / tally.total if tally.total else 100.0
+        sys.stderr.write(
+            f"\r\x1b[K{tally.done:,}/{tally.total:,} probes ({percent:.1f}%)  {rate:,.0f}/s  "
+            f"ETA {int(left) // 60}:{int(left) % 60:02d}  open {tally.count(PortState.OPEN)}"
+        )
+        sys.stderr.flush()
+        self._progress_shown = True
+
+    def _clear_progress(self) -> None:
+        if self._progress_shown:
+            sys.stderr.write("\r\x1b[K")
+            self._progress_shown = False
+
+    def _message(self, text: str) -> None:
+        self._clear_progress()
+        sys.stderr.write(text + "\n")
+
+    def finish(self, complete: bool) -> None:
+        """Close the JSON document and print the summary line."""
+        self._clear_progress()
+        if self.writer is not None:
+            self.writer.close(complete)
+        tally = self.tally
+        if tally is None:
+            return
+        states = (
+            ", ".join(f"{tally.count(s)} {s}" for s in PortState if tally.count(s)) or "nothing"
+        )
+        status = "done" if complete else "INTERRUPTED"
+        print(
+            f"{status}: {tally.done:,} of {tally.total:,} probes on {tally.hosts:,} hosts in "
+            f"{tally.elapsed():.2f} s: {states}",
+            file=sys.stderr,
+        )
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _scan(argv: Sequence[str], prog: str) -> int:
+    args = build_scan_parser(prog).parse_args(argv)
+    config = _config_from_args(args, [*prog.split(), *argv])
+    observer = _ConsoleObserver(
+        args.json,
+        show_progress=not args.quiet and sys.stderr.isatty(),
+        list_ports=args.json != "-",
+    )
+    complete = False
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        execute(lambda loop: run_scan(config, observer, loop), config.event_loop)
+        complete = True
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        observer.finish(complete)
+    return EXIT_OK
+
+
+def _ghostport(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="ghostport",
+        description="ghostport: find legacy and orphaned registry services on your network.",
+        epilog="commands:\n  scan      probe hosts: the `scan` command (see `ghostport scan -h`)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
+    parser.add_argument("command", nargs="?", choices=("scan",), help="what to do")
+    if not argv:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if argv[0] == "scan":
+        return _scan(argv[1:], "ghostport scan")
+    parser.parse_args(argv)
+    return EXIT_USAGE
+
+
+def _guarded(run: Callable[[], int], argv: Sequence[str], prog: str) -> int:
+    """The error boundary: user mistakes are one line and exit 2; nothing shows a traceback
+    unless --debug was given."""
+    debug = "--debug" in argv or bool(os.environ.get("GHOSTPORT_DEBUG"))
+    try:
+        return run()
+    except ScannerError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def scan_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `scan` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _scan(args, "scan"), args, "scan")
+
+
+def ghostport_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ghostport` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _ghostport(args), args, "ghostport")

@@ -1,0 +1,31 @@
+"""Every exception ghostport raises on purpose.
+
+    ScannerError                 a mistake the user can fix; the CLI prints one line and exits 2
+    ├── TargetSpecError          a target, exclude or target file the scanner cannot read
+    ├── PortSpecError            a port specification outside 1-65535 or not in nmap syntax
+    ├── InputFileError           a file named on the command line is missing or unreadable
+    └── ScanOptionError          an option value out of range (rate, timeout, ...)
+
+Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
+records them on the observation as a port state and a reason.
+"""
+
+
+class ScannerError(Exception):
+    """A mistake in the user's input; the message is one full sentence naming the bad value."""
+
+
+class TargetSpecError(ScannerError):
+    """A target or exclude specification that cannot be parsed."""
+
+
+class PortSpecError(ScannerError):
+    """A port specification that cannot be parsed."""
+
+
+class InputFileError(ScannerError):
+    """A file named on the command line cannot be read."""
+
+
+class ScanOptionError(ScannerError):
+    """A scan option with a value out of its allowed range."""

@@ -1,0 +1,195 @@
+"""Result types. The pydantic models here are the JSON document a scan writes (no copies).
+
+The engine's own values (`PortObservation`) are slotted dataclasses: cheap to create per probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class Transport(StrEnum):
+    """The transport a port is probed on."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class PortState(StrEnum):
+    """Port states, with nmap's names and meanings."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    FILTERED = "filtered"
+    OPEN_FILTERED = "open|filtered"
+
+
+class Reason(StrEnum):
+    """Why a port got its state, named as nmap names its reasons."""
+
+    SYN_ACK = "syn-ack"
+    CONN_REFUSED = "conn-refused"
+    UDP_RESPONSE = "udp-response"
+    PORT_UNREACH = "port-unreach"
+    HOST_UNREACH = "host-unreach"
+    NET_UNREACH = "net-unreach"
+    PROTO_UNREACH = "proto-unreach"
+    ADMIN_PROHIBITED = "admin-prohibited"
+    HOST_PROHIBITED = "host-prohibited"
+    NET_PROHIBITED = "net-prohibited"
+    NO_RESPONSE = "no-response"
+    ERROR = "error"
+
+
+class Verdict(StrEnum):
+    """What the answer on a port means for an audit (set by classification)."""
+
+    LEGACY = "legacy"
+    SQUATTER = "squatter"
+    UNIDENTIFIED = "unidentified"
+
+
+class ProbeTarget(NamedTuple):
+    """One (host, port, transport) to probe. A tuple: the engine makes one per probe."""
+
+    host: str
+    family: int
+    port: int
+    transport: Transport
+
+
+@dataclass(frozen=True, slots=True)
+class PortObservation:
+    """What the engine saw for one (host, port, transport), after all attempts."""
+
+    host: str
+    port: int
+    transport: Transport
+    state: PortState
+    reason: Reason
+    rtt: float | None
+    attempts: int
+    response: bytes | None = None
+    error: str | None = None
+
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistryRef(BaseModel):
+    """The IANA registry entry for a port and transport, where one exists."""
+
+    model_config = _FROZEN
+
+    name: str
+    description: str
+    assignee: str | None = None
+    registration_date: str | None = None
+
+
+class ServiceMatch(BaseModel):
+    """The application protocol recognised in a port's response."""
+
+    model_config = _FROZEN
+
+    id: str | None = Field(description="profile service id, or null")
+    protocol: str | None = Field(description="IANA service name of the protocol recognised")
+    confidence: float = Field(ge=0.0, le=1.0)
+    matcher: str | None = None
+    extracted: dict[str, str] = Field(default_factory=dict)
+
+
+class PortResult(BaseModel):
+    """One (host, port, transport) in the results list."""
+
+    model_config = _FROZEN
+
+    host: str
+    hostname: str | None = None
+    port: int = Field(ge=1, le=65535)
+    proto: Transport
+    state: PortState
+    reason: Reason
+    rtt_ms: float | None = Field(description="round-trip time of the deciding attempt")
+    attempts: int = Field(ge=1)
+    response_hex: str | None = Field(
+        default=None, description="what the port sent back, hex encoded, capped"
+    )
+    error: str | None = Field(default=None, description="a local error that stopped the probe")
+    service: ServiceMatch | None = None
+    verdict: Verdict | None = None
+    registry: RegistryRef | None = None
+
+
+class UnresolvedTargetResult(BaseModel):
+    """A target hostname that did not resolve; the scan went on without it."""
+
+    model_config = _FROZEN
+
+    target: str
+    error: str
+
+
+class ScanOptions(BaseModel):
+    """The engine settings a scan ran with."""
+
+    model_config = _FROZEN
+
+    timeout_s: float
+    retries: int
+    rate: float | None = Field(description="probes per second, null for unlimited")
+    max_inflight: int
+    per_host: int
+    seed: int
+    all_states: bool
+    event_loop: str
+
+
+class ScanInfo(BaseModel):
+    """What was scanned, how, by which tool, and when."""
+
+    model_config = _FROZEN
+
+    id: str
+    tool: str = "ghostport"
+    version: str
+    command_line: list[str]
+    started_at: str
+    finished_at: str | None
+    targets: list[str]
+    excludes: list[str]
+    ports: dict[Transport, str]
+    options: ScanOptions
+    profiles: list[str] = Field(default_factory=list)
+
+
+class ScanSummary(BaseModel):
+    """Counts over every probe of the scan, including the ones not listed."""
+
+    model_config = _FROZEN
+
+    hosts: int = Field(description="addresses in the target set")
+    probes_total: int = Field(description="(host, port, transport) probes planned")
+    probes_done: int
+    states: dict[PortState, int]
+    states_by_proto: dict[Transport, dict[PortState, int]]
+    duration_s: float
+
+
+class ScanDocument(BaseModel):
+    """The whole JSON document of one scan."""
+
+    model_config = _FROZEN
+
+    schema_version: str = SCHEMA_VERSION
+    scan: ScanInfo
+    unresolved: list[UnresolvedTargetResult] = Field(default_factory=list)
+    results: list[PortResult]
+    summary: ScanSummary
+    complete: bool = Field(description="false when the scan was interrupted or crashed")

@@ -1,0 +1,57 @@
+"""The probe plan: every (host, port, transport) of a scan, in a seeded pseudo-random order.
+
+Index i of the plan is host i // P and (transport, port) pair i % P, where P is the number of
+pairs. A cyclic-group permutation walks the indexes, so consecutive probes land on different
+hosts and ports, and no list of probes ever exists in memory.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+from scanner.errors import ScanOptionError
+from scanner.models import ProbeTarget, Transport
+from scanner.permutation import CyclicPermutation
+from scanner.ports import PortSpec
+from scanner.targets import TargetSet, format_address
+
+MAX_PROBES = 2**48
+_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+class ProbePlan:
+    """A lazily generated, seeded permutation of targets x ports x transports."""
+
+    __slots__ = ("_pairs", "permutation", "ports", "targets")
+
+    def __init__(self, targets: TargetSet, ports: PortSpec, seed: int) -> None:
+        total = len(targets) * len(ports)
+        if total > MAX_PROBES:
+            raise ScanOptionError(
+                f"the scan would send {total:,} probes, more than the limit of {MAX_PROBES:,}; "
+                "narrow the targets or the ports"
+            )
+        self.targets = targets
+        self.ports = ports
+        self._pairs: list[tuple[Transport, int]] = [(Transport.TCP, p) for p in ports.tcp] + [
+            (Transport.UDP, p) for p in ports.udp
+        ]
+        self.permutation = CyclicPermutation(total, seed)
+
+    def __len__(self) -> int:
+        return len(self.permutation)
+
+    def __iter__(self) -> Iterator[ProbeTarget]:
+        pairs = self._pairs
+        width = len(pairs)
+        locate = self.targets.locate
+        cache_index, cache_host, cache_family = -1, "", socket.AF_INET
+        for index in self.permutation:
+            host_index, pair_index = divmod(index, width)
+            if host_index != cache_index:
+                family, value = locate(host_index)
+                cache_index, cache_host = host_index, format_address(family, value)
+                cache_family = _FAMILY[family]
+            transport, port = pairs[pair_index]
+            yield ProbeTarget(cache_host, cache_family, port, transport)

@@ -1,0 +1,145 @@
+"""Socket-level TCP and UDP exchanges: open, send, read, and map OS errors to our outcomes.
+
+Knows nothing of profiles or scheduling. Everything here is non-blocking and cheap: the engine
+calls it once or twice per probe on the hot path.
+
+How the kernel reports what happened (Linux; checked in a namespace with nftables rules):
+- TCP connect: ECONNREFUSED for an RST (or ICMP port unreachable); a *fatal* EHOSTUNREACH at
+  once for ICMP admin/host prohibited and packet filtered (codes 10, 13); a non-fatal ICMP host
+  or net unreachable is kept as the socket's soft error, which SO_ERROR returns at the timeout.
+  IPv6 reports administratively prohibited as EACCES.
+- UDP on a connected socket with IP_RECVERR: the ICMP error is queued with its type and code
+  (read with MSG_ERRQUEUE) and also returned by the next recv(); port unreachable means closed,
+  every other unreachable means filtered.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+
+from scanner.models import PortState, Reason
+
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+_SOL_IPV6 = getattr(socket, "SOL_IPV6", 41)
+SO_LINGER_RESET = struct.pack("ii", 1, 0)
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+_ORIGIN_ICMP, _ORIGIN_ICMP6 = 2, 3
+
+STREAM_NONBLOCK = socket.SOCK_STREAM | getattr(socket, "SOCK_NONBLOCK", 0)
+DGRAM_NONBLOCK = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
+
+# Errors that say "this machine ran out of something", not "the port is X": retry later.
+LOCAL_RESOURCE_ERRNOS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL, errno.EAGAIN}
+)
+
+_ICMP4_UNREACH = {
+    0: Reason.NET_UNREACH,
+    1: Reason.HOST_UNREACH,
+    2: Reason.PROTO_UNREACH,
+    3: Reason.PORT_UNREACH,
+    6: Reason.NET_UNREACH,
+    7: Reason.HOST_UNREACH,
+    9: Reason.NET_PROHIBITED,
+    10: Reason.HOST_PROHIBITED,
+    13: Reason.ADMIN_PROHIBITED,
+}
+_ICMP6_UNREACH = {
+    0: Reason.NET_UNREACH,
+    1: Reason.ADMIN_PROHIBITED,
+    3: Reason.HOST_UNREACH,
+    4: Reason.PORT_UNREACH,
+    5: Reason.ADMIN_PROHIBITED,
+    6: Reason.ADMIN_PROHIBITED,
+}
+_ERRNO_REASON = {
+    errno.ECONNREFUSED: Reason.PORT_UNREACH,
+    errno.EHOSTUNREACH: Reason.HOST_UNREACH,
+    errno.ENETUNREACH: Reason.NET_UNREACH,
+    errno.EACCES: Reason.ADMIN_PROHIBITED,
+    errno.EPERM: Reason.ADMIN_PROHIBITED,
+    errno.ENOPROTOOPT: Reason.PROTO_UNREACH,
+}
+
+
+def socket_address(
+    family: int, host: str, port: int
+) -> tuple[str, int] | tuple[str, int, int, int]:
+    """The address tuple connect() wants for the family."""
+    return (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+
+
+def tcp_connect_outcome(code: int, at_timeout: bool) -> tuple[PortState, Reason] | None:
+    """State and reason for a finished connect() errno; None when it is still in progress.
+
+    `at_timeout` is true when the code is the socket's soft error read after the deadline.
+    """
+    if code in (0, errno.EISCONN):
+        return PortState.OPEN, Reason.SYN_ACK
+    if code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
+        return None
+    if code == errno.ECONNREFUSED:
+        return PortState.CLOSED, Reason.CONN_REFUSED
+    if code == errno.EHOSTUNREACH:
+        # At once it is a fatal ICMP (prohibited / filtered); at the timeout a soft one.
+        return PortState.FILTERED, Reason.HOST_UNREACH if at_timeout else Reason.ADMIN_PROHIBITED
+    if code in _ERRNO_REASON:
+        return PortState.FILTERED, _ERRNO_REASON[code]
+    return PortState.FILTERED, Reason.ERROR
+
+
+def local_error_outcome(code: int) -> tuple[PortState, Reason]:
+    """State and reason when this host refused to send the probe at all (no route, policy)."""
+    return PortState.FILTERED, _ERRNO_REASON.get(code, Reason.ERROR)
+
+
+def open_udp(family: int, address: tuple[str, int] | tuple[str, int, int, int]) -> socket.socket:
+    """A non-blocking UDP socket connected to the address, with ICMP errors queued."""
+    sock = socket.socket(family, DGRAM_NONBLOCK)
+    try:
+        sock.setblocking(False)
+        if family == socket.AF_INET:
+            sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+        else:
+            sock.setsockopt(_SOL_IPV6, IPV6_RECVERR, 1)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def udp_error_outcome(sock: socket.socket, code: int) -> tuple[PortState, Reason]:
+    """State and reason for an error a UDP socket reported, from the ICMP type and code."""
+    reason = _queued_icmp_reason(sock) or _ERRNO_REASON.get(code, Reason.ERROR)
+    state = PortState.CLOSED if reason is Reason.PORT_UNREACH else PortState.FILTERED
+    return state, reason
+
+
+def _queued_icmp_reason(sock: socket.socket) -> Reason | None:
+    reason: Reason | None = None
+    for _ in range(8):  # drain: several errors may be queued after retries
+        try:
+            _, ancillary, _, _ = sock.recvmsg(1, 512, MSG_ERRQUEUE)
+        except OSError:
+            return reason
+        for _level, _kind, data in ancillary:
+            if len(data) < _EXTENDED_ERR.size:
+                continue
+            _errno, origin, icmp_type, icmp_code, _pad, _info, _data = _EXTENDED_ERR.unpack_from(
+                data
+            )
+            if origin == _ORIGIN_ICMP and icmp_type == 3:
+                reason = _ICMP4_UNREACH.get(icmp_code, Reason.HOST_UNREACH)
+            elif origin == _ORIGIN_ICMP6 and icmp_type == 1:
+                reason = _ICMP6_UNREACH.get(icmp_code, Reason.HOST_UNREACH)
+    return reason
+
+
+def errno_name(code: int) -> str:
+    """'ECONNREFUSED' for 111."""
+    return errno.errorcode.get(code, str(code))

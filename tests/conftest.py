@@ -1,0 +1,116 @@
+"""Fixtures: private network namespaces with their own firewall, hosts file and servers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_COUNTER = itertools.count()
+
+
+def netns_unavailable_reason() -> str | None:
+    """Why namespaces cannot be used here, or None when they can."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "needs root to create a network namespace (ip netns add)"
+    if shutil.which("ip") is None:
+        return "needs `ip` from iproute2"
+    return None
+
+
+class Netns:
+    """A private network namespace made by the test; everything in it is the test's own."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.etc = Path("/etc/netns") / name
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def run(self, *cmd: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.name, *cmd],
+            capture_output=True, text=True, timeout=timeout, check=check, cwd=REPO,
+        )
+
+    def spawn(self, *cmd: str) -> subprocess.Popen[str]:
+        """Start a process inside the namespace; it is terminated at teardown."""
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *cmd],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        self.processes.append(process)
+        return process
+
+    def serve(self, *specs: str) -> subprocess.Popen[str]:
+        """Start tests/netns_servers.py with the given specs and wait until it is bound."""
+        process = self.spawn(sys.executable, str(REPO / "tests" / "netns_servers.py"), *specs)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == "ready", process.stderr.read() if process.stderr else line
+        return process
+
+    def nft(self, ruleset: str) -> None:
+        """Load an nftables ruleset into the namespace (never the machine's own tables)."""
+        if shutil.which("nft") is None:
+            pytest.skip("needs nft (Debian package nftables) for firewall rules")
+        subprocess.run(
+            ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+            input=ruleset, text=True, check=True, capture_output=True,
+        )
+
+    def etc_file(self, filename: str, content: str) -> None:
+        """A file `ip netns exec` mounts over /etc/<filename> for commands in the namespace."""
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.etc / filename).write_text(content)
+
+    def scan(self, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
+        """Run `python -m scanner scan ARGS --json -` inside; return (exit code, document, stderr)."""
+        completed = self.run(
+            sys.executable, "-m", "scanner", "scan", "-q", "--json", "-", *args,
+            timeout=timeout, check=False,
+        )
+        document = json.loads(completed.stdout) if completed.stdout.strip() else {}
+        return completed.returncode, document, completed.stderr
+
+    def cleanup(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    """A fresh namespace with loopback up; removed afterwards, also when the test fails."""
+    reason = netns_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"gp-test-{os.getpid()}-{next(_COUNTER)}"
+    created = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if created.returncode != 0:
+        pytest.skip(f"`ip netns add` failed: {created.stderr.strip()}")
+    namespace = Netns(name)
+    try:
+        namespace.run("ip", "link", "set", "lo", "up")
+        yield namespace
+    finally:
+        namespace.cleanup()
