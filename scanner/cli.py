@@ -22,7 +22,7 @@ from scanner.models import PortResult, PortState, ScanInfo, Transport, Unresolve
 from scanner.ports import parse_port_spec
 from scanner.report.jsonfile import JsonResultWriter
 from scanner.runner import ScanConfig, ScanTally, execute, inflight_cap, new_seed, run_scan
-from scanner.targets import read_spec_file, split_specs
+from scanner.targets import parse_scope, read_spec_file, split_specs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -97,6 +97,13 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--exclude-file", metavar="FILE", help="skip the targets in FILE")
     parser.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SPEC[,SPEC]",
+        help="refuse to scan any address outside these blocks (also $GHOSTPORT_SCOPE)",
+    )
+    parser.add_argument(
         "-p",
         "--ports",
         metavar="SPEC",
@@ -161,6 +168,15 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
     excludes = [spec for item in args.exclude for spec in split_specs(item)]
     if args.exclude_file:
         excludes += read_spec_file(args.exclude_file)
+    # Each scope (the flag's, the environment's) must hold: together they can only narrow.
+    scopes = [
+        tuple(parse_scope(specs))
+        for specs in (
+            [spec for item in args.scope for spec in split_specs(item)],
+            split_specs(os.environ.get("GHOSTPORT_SCOPE", "")),
+        )
+        if specs
+    ]
     transports: tuple[Transport, ...]
     if args.tcp == args.udp:
         transports = (Transport.TCP, Transport.UDP)
@@ -186,6 +202,7 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
         all_states=args.all_states,
         event_loop=args.loop,
         command_line=tuple(argv),
+        scopes=tuple(scopes),
     )
 
 

@@ -26,7 +26,7 @@ class ProbePlan:
     __slots__ = ("_pairs", "permutation", "ports", "targets")
 
     def __init__(self, targets: TargetSet, ports: PortSpec, seed: int) -> None:
-        total = len(targets) * len(ports)
+        total = targets.size * len(ports)
         if total > MAX_PROBES:
             raise ScanOptionError(
                 f"the scan would send {total:,} probes, more than the limit of {MAX_PROBES:,}; "

@@ -30,7 +30,7 @@ from scanner.models import (
 from scanner.plan import ProbePlan
 from scanner.ports import PortSpec
 from scanner.report.jsonfile import utc_timestamp
-from scanner.targets import build_target_set
+from scanner.targets import AddressBlock, build_target_set
 
 _PROGRESS_INTERVAL_S = 0.2
 _FD_RESERVE = 128
@@ -50,6 +50,7 @@ class ScanConfig:
     event_loop: str = "auto"
     command_line: tuple[str, ...] = ()
     resolve_timeout: float = 5.0
+    scopes: tuple[tuple[AddressBlock, ...], ...] = ()
 
 
 class ScanTally:
@@ -148,7 +149,9 @@ def to_result(observation: PortObservation, hostname: str | None) -> PortResult:
 
 async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) -> EngineStats:
     """Run one scan, reporting to the observer as results arrive."""
-    resolved = await build_target_set(config.targets, config.excludes, config.resolve_timeout)
+    resolved = await build_target_set(
+        config.targets, config.excludes, config.resolve_timeout, config.scopes
+    )
     plan = ProbePlan(resolved.addresses, config.ports, config.seed)
     options = config.engine
     info = ScanInfo(
@@ -174,7 +177,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     unresolved = [
         UnresolvedTargetResult(target=u.target, error=u.error) for u in resolved.unresolved
     ]
-    tally = ScanTally(len(resolved.addresses), len(plan))
+    tally = ScanTally(resolved.addresses.size, len(plan))
     observer.scan_started(info, unresolved, tally)
     hostnames = resolved.hostnames
     listed_closed = config.all_states

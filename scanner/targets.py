@@ -37,7 +37,9 @@ class AddressBlock:
     first: int
     last: int
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many addresses the block holds (may exceed sys.maxsize for IPv6)."""
         return self.last - self.first + 1
 
 
@@ -195,10 +197,15 @@ class TargetSet:
         total = 0
         for block in self._blocks:
             self._offsets.append(total)
-            total += len(block)
+            total += block.size
         self._size = total
 
     def __len__(self) -> int:
+        return self._size
+
+    @property
+    def size(self) -> int:
+        """The number of addresses; unlike len(), also beyond sys.maxsize (big IPv6 blocks)."""
         return self._size
 
     @property
@@ -258,13 +265,38 @@ class ResolvedTargets:
     unresolved: tuple[UnresolvedTarget, ...]
 
 
+def parse_scope(specs: Sequence[str]) -> list[AddressBlock]:
+    """Address blocks of a scope allow-list; hostnames are not accepted there."""
+    blocks: list[AddressBlock] = []
+    for spec in specs:
+        parsed = parse_target_spec(spec)
+        if parsed.hostname:
+            raise TargetSpecError(f"scope {spec!r} must be an address, CIDR block or range")
+        blocks.extend(parsed.blocks)
+    return blocks
+
+
+def check_scope(targets: TargetSet, scope: Sequence[AddressBlock]) -> None:
+    """Raise TargetSpecError naming the first address outside the scope, if any."""
+    outside = TargetSet(targets.blocks, scope)
+    if outside.size:
+        raise TargetSpecError(
+            f"target address {outside.address_at(0)} is outside the allowed scope "
+            f"({outside.size:,} addresses are); nothing was sent"
+        )
+
+
 async def build_target_set(
-    specs: Sequence[str], excludes: Sequence[str], timeout: float = 5.0
+    specs: Sequence[str],
+    excludes: Sequence[str],
+    timeout: float = 5.0,
+    scopes: Sequence[Sequence[AddressBlock]] = (),
 ) -> ResolvedTargets:
     """Parse and resolve target and exclude specs into one TargetSet.
 
     A target hostname that fails to resolve is recorded and skipped. An exclude that fails to
     resolve is an error: scanning a host the user meant to exclude is never acceptable.
+    Any address outside one of the scopes (also one a hostname resolved to) is an error.
     """
     parsed = [parse_target_spec(spec) for spec in specs]
     parsed_excludes = [parse_target_spec(spec) for spec in excludes]
@@ -299,6 +331,7 @@ async def build_target_set(
         if item.hostname in failures
     )
     hostnames = {address: name for name, address in resolved.items()}
-    return ResolvedTargets(
-        TargetSet(blocks_of(parsed), blocks_of(parsed_excludes)), hostnames, unresolved
-    )
+    addresses = TargetSet(blocks_of(parsed), blocks_of(parsed_excludes))
+    for scope in scopes:
+        check_scope(addresses, scope)
+    return ResolvedTargets(addresses, hostnames, unresolved)

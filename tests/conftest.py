@@ -17,6 +17,11 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 _COUNTER = itertools.count()
 
+# The network rule, enforced by the scanner itself: every scan the tests start, in-process or
+# as a child process, refuses any target outside loopback before a packet is sent.
+LOOPBACK_SCOPE = "127.0.0.0/8,::1"
+os.environ["GHOSTPORT_SCOPE"] = LOOPBACK_SCOPE
+
 
 def netns_unavailable_reason() -> str | None:
     """Why namespaces cannot be used here, or None when they can."""
@@ -35,18 +40,27 @@ class Netns:
         self.etc = Path("/etc/netns") / name
         self.processes: list[subprocess.Popen[str]] = []
 
-    def run(self, *cmd: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *cmd: str, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace."""
         return subprocess.run(
             ["ip", "netns", "exec", self.name, *cmd],
-            capture_output=True, text=True, timeout=timeout, check=check, cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+            cwd=REPO,
         )
 
     def spawn(self, *cmd: str) -> subprocess.Popen[str]:
         """Start a process inside the namespace; it is terminated at teardown."""
         process = subprocess.Popen(
             ["ip", "netns", "exec", self.name, *cmd],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )
         self.processes.append(process)
         return process
@@ -65,7 +79,10 @@ class Netns:
             pytest.skip("needs nft (Debian package nftables) for firewall rules")
         subprocess.run(
             ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
-            input=ruleset, text=True, check=True, capture_output=True,
+            input=ruleset,
+            text=True,
+            check=True,
+            capture_output=True,
         )
 
     def etc_file(self, filename: str, content: str) -> None:
@@ -74,10 +91,18 @@ class Netns:
         (self.etc / filename).write_text(content)
 
     def scan(self, *args: str, timeout: float = 120) -> tuple[int, dict[str, Any], str]:
-        """Run `python -m scanner scan ARGS --json -` inside; return (exit code, document, stderr)."""
+        """Run `scan ARGS --json -` inside; return (exit code, document, stderr)."""
         completed = self.run(
-            sys.executable, "-m", "scanner", "scan", "-q", "--json", "-", *args,
-            timeout=timeout, check=False,
+            sys.executable,
+            "-m",
+            "scanner",
+            "scan",
+            "-q",
+            "--json",
+            "-",
+            *args,
+            timeout=timeout,
+            check=False,
         )
         document = json.loads(completed.stdout) if completed.stdout.strip() else {}
         return completed.returncode, document, completed.stderr
@@ -105,7 +130,9 @@ def netns() -> Iterator[Netns]:
     if reason:
         pytest.skip(reason)
     name = f"gp-test-{os.getpid()}-{next(_COUNTER)}"
-    created = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    created = subprocess.run(
+        ["ip", "netns", "add", name], capture_output=True, text=True, check=False
+    )
     if created.returncode != 0:
         pytest.skip(f"`ip netns add` failed: {created.stderr.strip()}")
     namespace = Netns(name)

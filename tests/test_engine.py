@@ -52,9 +52,13 @@ def test_tcp_open_and_closed(loop: str) -> None:
         shut = closed_port()
         seen = run_engine(loop, [tcp(server.port), tcp(shut)], timeout=2.0)
     assert (seen[server.port, Transport.TCP].state, seen[server.port, Transport.TCP].reason) == (
-        PortState.OPEN, Reason.SYN_ACK)
+        PortState.OPEN,
+        Reason.SYN_ACK,
+    )
     assert (seen[shut, Transport.TCP].state, seen[shut, Transport.TCP].reason) == (
-        PortState.CLOSED, Reason.CONN_REFUSED)
+        PortState.CLOSED,
+        Reason.CONN_REFUSED,
+    )
     assert seen[server.port, Transport.TCP].rtt is not None
 
 
@@ -64,19 +68,28 @@ def test_udp_reply_closed_and_silent(loop: str) -> None:
     with servers(answering, silent):
         shut = closed_port(socket.SOCK_DGRAM)
         seen = run_engine(
-            loop, [udp(answering.port), udp(silent.port), udp(shut)],
-            timeout=0.3, retries=1, udp_payload=b"ping",
+            loop,
+            [udp(answering.port), udp(silent.port), udp(shut)],
+            timeout=0.3,
+            retries=1,
+            udp_payload=b"ping",
         )
     # Then the reply is open with its bytes, the ICMP error is closed, silence open|filtered
     reply = seen[answering.port, Transport.UDP]
     assert (reply.state, reply.reason, reply.response) == (
-        PortState.OPEN, Reason.UDP_RESPONSE, b"\x30\x26pong")
+        PortState.OPEN,
+        Reason.UDP_RESPONSE,
+        b"\x30\x26pong",
+    )
     assert answering.received == [b"ping"]
     closed = seen[shut, Transport.UDP]
     assert (closed.state, closed.reason) == (PortState.CLOSED, Reason.PORT_UNREACH)
     quiet = seen[silent.port, Transport.UDP]
     assert (quiet.state, quiet.reason, quiet.attempts) == (
-        PortState.OPEN_FILTERED, Reason.NO_RESPONSE, 2)
+        PortState.OPEN_FILTERED,
+        Reason.NO_RESPONSE,
+        2,
+    )
     assert silent.received == [b"ping", b"ping"], "the retry was sent"
 
 
@@ -102,7 +115,10 @@ def test_udp_error_after_the_wait_started(loop: str) -> None:
         runner.run(scenario())
     # Then the retry's ICMP port unreachable wakes the waiting probe: closed, not open|filtered
     assert (seen[0].state, seen[0].reason, seen[0].attempts) == (
-        PortState.CLOSED, Reason.PORT_UNREACH, 2)
+        PortState.CLOSED,
+        Reason.PORT_UNREACH,
+        2,
+    )
 
 
 def test_banner_is_read_on_open_tcp(loop: str) -> None:
@@ -130,8 +146,12 @@ def test_ipv6_loopback(loop: str) -> None:
         shut_tcp, shut_udp = closed_port(host="::1"), closed_port(socket.SOCK_DGRAM, "::1")
         seen = run_engine(
             loop,
-            [tcp(server.port, "::1"), tcp(shut_tcp, "::1"), udp(answering.port, "::1"),
-             udp(shut_udp, "::1")],
+            [
+                tcp(server.port, "::1"),
+                tcp(shut_tcp, "::1"),
+                udp(answering.port, "::1"),
+                udp(shut_udp, "::1"),
+            ],
             timeout=1.0,
         )
     assert seen[server.port, Transport.TCP].state is PortState.OPEN
@@ -202,9 +222,10 @@ def test_descriptor_exhaustion_slows_but_loses_nothing() -> None:
               engine.stats.resource_waits)
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     count, unique, silent_ones, waits = map(int, done.stdout.split())
     assert (count, unique, silent_ones) == (300, 300, 300)  # every probe observed once, right
     assert waits > 0, "the limit was really hit"
-

@@ -38,8 +38,18 @@ def test_restricted_transport_that_selects_nothing_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("text", "named"),
-    [("0", "0"), ("70000", "70000"), ("5-3", "5-3"), ("abc", "abc"), ("1,,2", "1,,2"),
-     ("S:80", "S:80"), ("", "empty"), ("T:", "T:"), ("22-x", "22-x"), ("registry:x", "registry:x")],
+    [
+        ("0", "0"),
+        ("70000", "70000"),
+        ("5-3", "5-3"),
+        ("abc", "abc"),
+        ("1,,2", "1,,2"),
+        ("S:80", "S:80"),
+        ("", "empty"),
+        ("T:", "T:"),
+        ("22-x", "22-x"),
+        ("registry:x", "registry:x"),
+    ],
 )
 def test_invalid_ports_name_the_value(text: str, named: str) -> None:
     with pytest.raises(PortSpecError) as caught:

@@ -47,8 +47,18 @@ def test_spec_forms(spec: str, first: str, count: int) -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["10.0.0.300", "127.0.0.1-300", "127.0.0.9-3", "127.0.0.1-::1", "1.2.3.4/33", "foo bar!",
-     "-host", "fe80::1%eth0", "", "1.2.3"],
+    [
+        "10.0.0.300",
+        "127.0.0.1-300",
+        "127.0.0.9-3",
+        "127.0.0.1-::1",
+        "1.2.3.4/33",
+        "foo bar!",
+        "-host",
+        "fe80::1%eth0",
+        "",
+        "1.2.3",
+    ],
 )
 def test_bad_specs_name_the_value(spec: str) -> None:
     with pytest.raises(TargetSpecError) as caught:
@@ -72,13 +82,17 @@ def test_a_slash_8_is_indexed_without_expanding() -> None:
 
 def test_excludes_and_duplicates() -> None:
     # Given overlapping targets and excludes inside and across their edges
-    result = addresses(["127.0.0.0/29", "127.0.0.4-10"], ["127.0.0.0", "127.0.0.3-5", "127.0.0.10/32"])
+    result = addresses(
+        ["127.0.0.0/29", "127.0.0.4-10"], ["127.0.0.0", "127.0.0.3-5", "127.0.0.10/32"]
+    )
     # Then every address appears once and none of the excluded ones
     assert result == ["127.0.0.1", "127.0.0.2", "127.0.0.6", "127.0.0.7", "127.0.0.8", "127.0.0.9"]
 
 
-@given(st.lists(st.tuples(ipv4_ints, st.integers(0, 300)), min_size=1, max_size=5),
-       st.lists(st.tuples(ipv4_ints, st.integers(0, 300)), max_size=5))
+@given(
+    st.lists(st.tuples(ipv4_ints, st.integers(0, 300)), min_size=1, max_size=5),
+    st.lists(st.tuples(ipv4_ints, st.integers(0, 300)), max_size=5),
+)
 def test_target_set_matches_a_brute_force_set(
     ranges: list[tuple[int, int]], holes: list[tuple[int, int]]
 ) -> None:
@@ -122,7 +136,7 @@ def test_spec_file_with_comments(tmp_path: pytest.TempPathFactory) -> None:
     path = tmp_path / "hosts.txt"  # type: ignore[operator]
     path.write_text("# lab hosts\n127.0.0.1  127.0.0.2 # two\n\n127.0.0.8/31,::1\n")
     assert read_spec_file(str(path)) == ["127.0.0.1", "127.0.0.2", "127.0.0.8/31", "::1"]
-    with pytest.raises(InputFileError, match="missing.txt"):
+    with pytest.raises(InputFileError, match=r"missing\.txt"):
         read_spec_file(str(path.parent / "missing.txt"))  # type: ignore[union-attr]
 
 
@@ -131,3 +145,27 @@ def test_localhost_resolves_once_and_keeps_its_name() -> None:
     assert list(resolved.addresses) == ["127.0.0.1"]  # merged: one address, scanned once
     assert resolved.hostnames == {"127.0.0.1": "localhost"}
     assert resolved.unresolved == ()
+
+
+def test_probe_space_above_the_limit_is_refused_before_anything_runs() -> None:
+    from scanner.errors import ScanOptionError
+    from scanner.plan import ProbePlan
+    from scanner.ports import parse_port_spec
+    from scanner.targets import AddressBlock
+
+    huge = TargetSet([AddressBlock(6, 0, 2**100)])
+    with pytest.raises(ScanOptionError, match="more than the limit"):
+        ProbePlan(huge, parse_port_spec("1-65535"), seed=1)
+
+
+def test_scope_rejects_targets_outside_it() -> None:
+    from scanner.targets import parse_scope
+
+    scope = parse_scope(["127.0.0.0/8", "::1"])
+    inside = asyncio.run(build_target_set(["127.0.0.1-9", "::1"], [], scopes=[scope]))
+    assert len(inside.addresses) == 10
+    with pytest.raises(TargetSpecError, match=r"127\.0\.0\.0/8|outside the allowed scope"):
+        asyncio.run(build_target_set(["126.255.255.255-127.0.0.3"], [], scopes=[scope]))
+    narrower = parse_scope(["127.0.0.0/30"])
+    with pytest.raises(TargetSpecError, match=r"127\.0\.0\.4 is outside"):
+        asyncio.run(build_target_set(["127.0.0.1-9"], [], scopes=[scope, narrower]))
