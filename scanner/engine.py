@@ -32,9 +32,9 @@ from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Tran
 from scanner.transport import (
     LOCAL_RESOURCE_ERRNOS,
     SO_LINGER_RESET,
-    STREAM_NONBLOCK,
     errno_name,
     local_error_outcome,
+    open_tcp,
     open_udp,
     socket_address,
     tcp_connect_outcome,
@@ -323,7 +323,7 @@ class Engine:
             self._schedule_pump(_RESOURCE_BACKOFF_S)
 
     def _attempt_tcp(self, flight: _Flight) -> None:
-        sock = socket.socket(flight.target.family, STREAM_NONBLOCK)
+        sock = open_tcp(flight.target.family)
         flight.sock, flight.fd, flight.stage = sock, sock.fileno(), _CONNECTING
         code = sock.connect_ex(flight.address)
         if code == errno.EINPROGRESS:
@@ -331,7 +331,7 @@ class Engine:
             code = sock.connect_ex(flight.address)
         if code in LOCAL_RESOURCE_ERRNOS:
             raise OSError(code, errno_name(code))
-        outcome = tcp_connect_outcome(code, at_timeout=False)
+        outcome = tcp_connect_outcome(sock, code)
         if outcome is None:
             assert self._loop is not None
             self._loop.add_writer(flight.fd, self._on_tcp_writable, flight)
@@ -349,7 +349,7 @@ class Engine:
             self._loop.remove_writer(flight.fd)
             flight.watched = False
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            outcome = tcp_connect_outcome(code, at_timeout=False)
+            outcome = tcp_connect_outcome(sock, code)
             if outcome is None:  # spurious wake-up
                 self._loop.add_writer(flight.fd, self._on_tcp_writable, flight)
                 flight.watched = True
@@ -442,10 +442,11 @@ class Engine:
             self._finish(flight, PortState.OPEN, Reason.SYN_ACK, flight.buffer or None)
             return
         if flight.stage == _CONNECTING:
+            # A soft error (an ICMP error the kernel kept) is an answer; 0 means silence.
             soft_error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            outcome = tcp_connect_outcome(soft_error, at_timeout=True)
-            if outcome is not None:  # an ICMP error arrived: that is an answer
-                self._tcp_connected_or_done(flight, *outcome)
+            outcome = tcp_connect_outcome(sock, soft_error) if soft_error else None
+            if outcome is not None:
+                self._finish(flight, *outcome)
                 return
             silent = (PortState.FILTERED, Reason.NO_RESPONSE)
         else:

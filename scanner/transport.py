@@ -4,13 +4,13 @@ Knows nothing of profiles or scheduling. Everything here is non-blocking and che
 calls it once or twice per probe on the hot path.
 
 How the kernel reports what happened (Linux; checked in a namespace with nftables rules):
-- TCP connect: ECONNREFUSED for an RST (or ICMP port unreachable); a *fatal* EHOSTUNREACH at
-  once for ICMP admin/host prohibited and packet filtered (codes 10, 13); a non-fatal ICMP host
-  or net unreachable is kept as the socket's soft error, which SO_ERROR returns at the timeout.
-  IPv6 reports administratively prohibited as EACCES.
+- TCP connect: ECONNREFUSED for an RST. Any ICMP destination unreachable aborts a connect in
+  SYN_SENT with one errno (EHOSTUNREACH for host unreachable, admin prohibited, filtered...),
+  so errno alone cannot say which; with IP_RECVERR set, the kernel also queues the ICMP type
+  and code on the socket's error queue, and we read the exact reason from there.
 - UDP on a connected socket with IP_RECVERR: the ICMP error is queued with its type and code
-  (read with MSG_ERRQUEUE) and also returned by the next recv(); port unreachable means closed,
-  every other unreachable means filtered.
+  and also returned by the next recv(); port unreachable means closed, every other
+  unreachable means filtered.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ _ICMP6_UNREACH = {
 _ERRNO_REASON = {
     errno.ECONNREFUSED: Reason.PORT_UNREACH,
     errno.EHOSTUNREACH: Reason.HOST_UNREACH,
+    errno.EHOSTDOWN: Reason.HOST_UNREACH,
     errno.ENETUNREACH: Reason.NET_UNREACH,
     errno.EACCES: Reason.ADMIN_PROHIBITED,
     errno.EPERM: Reason.ADMIN_PROHIBITED,
@@ -73,23 +74,25 @@ def socket_address(
     return (host, port) if family == socket.AF_INET else (host, port, 0, 0)
 
 
-def tcp_connect_outcome(code: int, at_timeout: bool) -> tuple[PortState, Reason] | None:
-    """State and reason for a finished connect() errno; None when it is still in progress.
+def open_tcp(family: int) -> socket.socket:
+    """A non-blocking TCP socket that queues the ICMP errors it receives."""
+    sock = socket.socket(family, STREAM_NONBLOCK)
+    if family == socket.AF_INET:
+        sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
+    else:
+        sock.setsockopt(_SOL_IPV6, IPV6_RECVERR, 1)
+    return sock
 
-    `at_timeout` is true when the code is the socket's soft error read after the deadline.
-    """
+
+def tcp_connect_outcome(sock: socket.socket, code: int) -> tuple[PortState, Reason] | None:
+    """State and reason for a finished connect() errno; None when it is still in progress."""
     if code in (0, errno.EISCONN):
         return PortState.OPEN, Reason.SYN_ACK
     if code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
         return None
     if code == errno.ECONNREFUSED:
         return PortState.CLOSED, Reason.CONN_REFUSED
-    if code == errno.EHOSTUNREACH:
-        # At once it is a fatal ICMP (prohibited / filtered); at the timeout a soft one.
-        return PortState.FILTERED, Reason.HOST_UNREACH if at_timeout else Reason.ADMIN_PROHIBITED
-    if code in _ERRNO_REASON:
-        return PortState.FILTERED, _ERRNO_REASON[code]
-    return PortState.FILTERED, Reason.ERROR
+    return PortState.FILTERED, _queued_icmp_reason(sock) or _ERRNO_REASON.get(code, Reason.ERROR)
 
 
 def local_error_outcome(code: int) -> tuple[PortState, Reason]:
