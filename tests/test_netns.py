@@ -32,8 +32,18 @@ def test_every_state_on_both_transports(netns: Netns, loop: str) -> None:
     netns.nft(RULES)
     # When the four hosts are scanned on a service port and a closed port per transport
     code, doc, stderr = netns.scan(
-        "--loop", loop, "--all-states", "--timeout", "0.5", "--retries", "1", "--banner-wait",
-        "0.5", "-p", "T:2300,2301,U:16100,16101", "127.0.0.1-4",
+        "--loop",
+        loop,
+        "--all-states",
+        "--timeout",
+        "0.5",
+        "--retries",
+        "1",
+        "--banner-wait",
+        "0.5",
+        "-p",
+        "T:2300,2301,U:16100,16101",
+        "127.0.0.1-4",
     )
     assert code == 0, stderr
     validate(doc)
@@ -62,7 +72,10 @@ def test_every_state_on_both_transports(netns: Netns, loop: str) -> None:
     assert by_key["127.0.0.1", 16100, "udp"]["response_hex"] == b"pong".hex()
     assert by_key["127.0.0.2", 16100, "udp"]["attempts"] == 2, "silent probes are retried"
     assert doc["summary"]["states"] == {
-        "open": 2, "closed": 2, "filtered": 10, "open|filtered": 2,
+        "open": 2,
+        "closed": 2,
+        "filtered": 10,
+        "open|filtered": 2,
     }
 
 
