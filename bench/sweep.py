@@ -20,7 +20,6 @@ import ipaddress
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
