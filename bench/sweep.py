@@ -113,6 +113,31 @@ def ghostport(ns: Namespace, args: list[str], loop: str) -> tuple[float, float, 
     return summary["probes_done"] / summary["duration_s"], rss, summary["states"]
 
 
+def dgram_rows(ns: Namespace, limit: float, count: int) -> list[tuple[str, str, str]]:
+    """asyncio-dgram as one would use it: its rate, and how many closed ports it got right."""
+    rows = []
+    for loop in ("asyncio", "uvloop"):
+        out = ns.run(
+            sys.executable,
+            str(HERE / "dgram_baseline.py"),
+            FIRST,
+            str(count),
+            str(CLOSED_PORT),
+            "0.5",
+            loop,
+        ).stdout.split()
+        probes, seconds, closed = int(out[0]), float(out[1]), int(out[2])
+        rate = probes / seconds
+        rows.append(
+            (
+                f"UDP sweep: asyncio-dgram pool ({loop}), {count:,} probes",
+                f"{rate:,.0f}/s",
+                f"{rate / limit:.0%} of C; {closed:,} of {probes:,} closed ports seen as closed",
+            )
+        )
+    return rows
+
+
 def nmap_rate(ns: Namespace, flag: str, count: int, target: str) -> float:
     _, wall, _ = ns.measured(
         "nmap",
@@ -156,6 +181,9 @@ def main() -> int:
     parser.add_argument("--ports", type=int, default=20, help="ports in the memory sweeps (20)")
     parser.add_argument("--with-nmap", action="store_true", help="also time nmap -sT and -sU")
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory sweeps")
+    parser.add_argument(
+        "--dgram-count", type=int, default=4096, help="probes of the asyncio-dgram baseline"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench: needs root to create a network namespace", file=sys.stderr)
@@ -182,6 +210,8 @@ def main() -> int:
                         f"{rate / limit:.0%} of C, {rss:.0f} MB RSS",
                     )
                 )
+            if proto == "UDP":
+                rows.extend(dgram_rows(ns, limit, args.dgram_count))
             if args.with_nmap and shutil.which("nmap"):
                 rate = nmap_rate(ns, flag, count, target)
                 rows.append(

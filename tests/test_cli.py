@@ -310,3 +310,57 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     validate(doc)
     assert doc["complete"] is False
+
+
+def _run_with_stderr_on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", *argv],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return process.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_line_on_a_terminal_and_quiet_with_q() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    port = str(silent.getsockname()[1])
+    try:
+        # Given a scan that lasts about a second, with stderr on a terminal
+        code, shown = _run_with_stderr_on_a_terminal(
+            ["--udp", "-p", port, "--timeout", "1", "--retries", "0", "127.0.0.1"]
+        )
+        quiet_code, quiet = _run_with_stderr_on_a_terminal(
+            ["-q", "--udp", "-p", port, "--timeout", "1", "--retries", "0", "127.0.0.1"]
+        )
+    finally:
+        silent.close()
+    # Then the progress line shows done/total, rate, ETA and open count; -q shows none of it
+    assert code == quiet_code == 0
+    assert "0/1 probes (0.0%)" in shown
+    assert "ETA" in shown and "open 0" in shown
+    assert "probes (" not in quiet
+    assert "done: 1 of 1 probes" in quiet
