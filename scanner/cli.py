@@ -7,6 +7,7 @@ Exit codes: 0 scan completed; 2 a user mistake (one line on stderr); 3 an intern
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -20,6 +21,14 @@ from scanner.engine import EngineOptions
 from scanner.errors import ScannerError, ScanOptionError
 from scanner.models import PortResult, PortState, ScanInfo, Transport, UnresolvedTargetResult
 from scanner.ports import parse_port_spec
+from scanner.registry import (
+    IANA_CSV_URL,
+    Registry,
+    RegistryEntry,
+    describe_source,
+    load_registry,
+    update_cache,
+)
 from scanner.report.jsonfile import JsonResultWriter
 from scanner.runner import ScanConfig, ScanTally, execute, inflight_cap, new_seed, run_scan
 from scanner.targets import parse_scope, read_spec_file, split_specs
@@ -107,7 +116,11 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         "-p",
         "--ports",
         metavar="SPEC",
-        help="ports in nmap syntax: 23,161,391-392 or T:23,412,U:161,391 (default: legacy-mgmt)",
+        help="ports in nmap syntax: 23,161,391-392 or T:23,412,U:161,391, and registry names: "
+        "registry:synotics-*, T:registry:synoptics-trap (default: legacy-mgmt)",
+    )
+    parser.add_argument(
+        "--registry", metavar="FILE", help="IANA port registry CSV (see `ghostport registry info`)"
     )
     parser.add_argument("--tcp", "-sT", action="store_true", help="probe TCP only")
     parser.add_argument("--udp", "-sU", action="store_true", help="probe UDP only")
@@ -182,7 +195,8 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
         transports = (Transport.TCP, Transport.UDP)
     else:
         transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
-    ports = parse_port_spec(args.ports or DEFAULT_PORTS, transports)
+    registry = load_registry(args.registry)
+    ports = parse_port_spec(args.ports or DEFAULT_PORTS, transports, registry.ports_for)
     if args.rate is not None and args.rate < 1:
         raise ScanOptionError(f"--rate {args.rate:g} is below one probe per second")
     engine = EngineOptions(
@@ -203,6 +217,7 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
         event_loop=args.loop,
         command_line=tuple(argv),
         scopes=tuple(scopes),
+        registry=registry,
     )
 
 
@@ -233,9 +248,11 @@ class _ConsoleObserver:
         if self.list_ports and result.state is PortState.OPEN:
             self._clear_progress()
             name = f" ({result.hostname})" if result.hostname else ""
+            registered = result.registry
+            known = f"\t{registered.name} ({registered.description})" if registered else ""
             self._out.write(
                 f"{result.host}{name}\t{result.port}/{result.proto}\t{result.state}\t"
-                f"{result.reason}\n"
+                f"{result.reason}{known}\n"
             )
 
     def progress(self, tally: ScanTally) -> None:
@@ -307,20 +324,133 @@ def _scan(argv: Sequence[str], prog: str) -> int:
     return EXIT_OK
 
 
+REGISTRY_EXAMPLES = """\
+examples:
+  ghostport registry 391                 what port 391 is registered to (every transport)
+  ghostport registry 3416/udp            one port and transport
+  ghostport registry synoptics           words in the name, description or assignee
+  ghostport registry 'synotics-*'        a service name or glob
+  ghostport registry info                which registry is in use, how big, how recent
+  ghostport registry update              download IANA's registry into the user cache
+"""
+
+
+def _entry_json(entry: RegistryEntry) -> dict[str, object]:
+    return {
+        "port": entry.ports or None,
+        "transport": entry.transport or None,
+        "name": entry.name,
+        "description": entry.description,
+        "assignee": entry.assignee or None,
+        "contact": entry.contact or None,
+        "registration_date": entry.registration_date or None,
+        "modification_date": entry.modification_date or None,
+        "reference": entry.reference or None,
+        "notes": entry.notes or None,
+    }
+
+
+def _print_entries(entries: Sequence[RegistryEntry]) -> None:
+    rows = [
+        (
+            f"{e.ports or '-'}/{e.transport or '-'}",
+            e.name,
+            " ".join(e.description.split()),
+            e.assignee or "-",
+            e.contact or "-",
+            e.registration_date or "-",
+        )
+        for e in entries
+    ]
+    header = ("PORT", "NAME", "DESCRIPTION", "ASSIGNEE", "CONTACT", "REGISTERED")
+    widths = [min(48, max(len(r[i]) for r in [header, *rows])) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "~"
+            for i, cell in enumerate(row)
+        ]
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(cells)).rstrip())
+
+
+def _print_registry_info(registry: Registry, as_json: bool, status: str) -> None:
+    facts = {
+        "source": registry.source.kind,
+        "path": registry.source.path,
+        "entries": len(registry),
+        "newest_date": registry.newest_date(),
+    }
+    if as_json:
+        print(json.dumps(facts, indent=2))
+        return
+    print(f"registry {status}: {describe_source(registry)}")
+    print(f"entries: {len(registry):,}")
+    print(f"newest date: {facts['newest_date'] or 'none recorded'}")
+
+
+def _registry(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="ghostport registry",
+        description="Look up the IANA port registry; show or update the copy in use.",
+        epilog=REGISTRY_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "query", nargs="*", help="PORT, PORT/PROTO, NAME, GLOB or words; or info, update"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--registry", metavar="FILE", help="IANA registry CSV to use")
+    parser.add_argument("--url", default=IANA_CSV_URL, help="where `update` downloads from")
+    parser.add_argument(
+        "--timeout", type=_positive_float, default=60.0, help="seconds for `update` (60)"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    args = parser.parse_args(argv)
+    if args.query == ["update"]:
+        _print_registry_info(update_cache(args.url, args.timeout), args.json, "updated")
+        return EXIT_OK
+    registry = load_registry(args.registry)
+    if args.query == ["info"]:
+        _print_registry_info(registry, args.json, "in use")
+        return EXIT_OK
+    if not args.query:
+        raise UsageError("give a port (391), port/proto (3416/udp), a name, a glob or words")
+    entries = registry.query(" ".join(args.query))
+    if args.json:
+        print(json.dumps([_entry_json(e) for e in entries], indent=2))
+    elif entries:
+        _print_entries(entries)
+    else:
+        print(
+            f"nothing in the registry ({describe_source(registry)}) matches "
+            f"{' '.join(args.query)!r}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "scan": lambda argv: _scan(argv, "ghostport scan"),
+    "registry": _registry,
+}
+
+
 def _ghostport(argv: Sequence[str]) -> int:
     parser = _Parser(
         prog="ghostport",
         description="ghostport: find legacy and orphaned registry services on your network.",
-        epilog="commands:\n  scan      probe hosts: the `scan` command (see `ghostport scan -h`)",
+        epilog="commands:\n"
+        "  scan      probe hosts: the `scan` command (see `ghostport scan -h`)\n"
+        "  registry  look up the IANA port registry; show or update the copy in use",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
-    parser.add_argument("command", nargs="?", choices=("scan",), help="what to do")
+    parser.add_argument("command", nargs="?", choices=tuple(_COMMANDS), help="what to do")
     if not argv:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    if argv[0] == "scan":
-        return _scan(argv[1:], "ghostport scan")
+    command = _COMMANDS.get(argv[0])
+    if command is not None:
+        return command(argv[1:])
     parser.parse_args(argv)
     return EXIT_USAGE
 

@@ -4,7 +4,8 @@
     ├── TargetSpecError          a target, exclude or target file the scanner cannot read
     ├── PortSpecError            a port specification outside 1-65535 or not in nmap syntax
     ├── InputFileError           a file named on the command line is missing or unreadable
-    └── ScanOptionError          an option value out of range (rate, timeout, ...)
+    ├── ScanOptionError          an option value out of range (rate, timeout, ...)
+    └── RegistryError            a registry file that is malformed, truncated or unreachable
 
 Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
 records them on the observation as a port state and a reason.
@@ -29,3 +30,7 @@ class InputFileError(ScannerError):
 
 class ScanOptionError(ScannerError):
     """A scan option with a value out of its allowed range."""
+
+
+class RegistryError(ScannerError):
+    """The port registry cannot be loaded or updated; the message names the file and line."""

@@ -167,6 +167,9 @@ class ScanInfo(BaseModel):
     ports: dict[Transport, str]
     options: ScanOptions
     profiles: list[str] = Field(default_factory=list)
+    registry_source: str | None = Field(
+        default=None, description="where the port registry came from (see `registry info`)"
+    )
 
 
 class ScanSummary(BaseModel):

@@ -29,6 +29,7 @@ from scanner.models import (
 )
 from scanner.plan import ProbePlan
 from scanner.ports import PortSpec
+from scanner.registry import Registry, describe_source
 from scanner.report.jsonfile import utc_timestamp
 from scanner.targets import AddressBlock, build_target_set
 
@@ -51,6 +52,7 @@ class ScanConfig:
     command_line: tuple[str, ...] = ()
     resolve_timeout: float = 5.0
     scopes: tuple[tuple[AddressBlock, ...], ...] = ()
+    registry: Registry | None = None
 
 
 class ScanTally:
@@ -131,8 +133,10 @@ def new_seed() -> int:
     return secrets.randbits(32)
 
 
-def to_result(observation: PortObservation, hostname: str | None) -> PortResult:
-    """The JSON result for one observation."""
+def to_result(
+    observation: PortObservation, hostname: str | None, registry: Registry | None = None
+) -> PortResult:
+    """The JSON result for one observation, with its registry entry where one exists."""
     return PortResult(
         host=observation.host,
         hostname=hostname,
@@ -144,6 +148,7 @@ def to_result(observation: PortObservation, hostname: str | None) -> PortResult:
         attempts=observation.attempts,
         response_hex=observation.response.hex() if observation.response is not None else None,
         error=observation.error,
+        registry=registry.ref(observation.port, observation.transport) if registry else None,
     )
 
 
@@ -173,6 +178,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
             all_states=config.all_states,
             event_loop=event_loop,
         ),
+        registry_source=describe_source(config.registry) if config.registry else None,
     )
     unresolved = [
         UnresolvedTargetResult(target=u.target, error=u.error) for u in resolved.unresolved
@@ -180,13 +186,14 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     tally = ScanTally(resolved.addresses.size, len(plan))
     observer.scan_started(info, unresolved, tally)
     hostnames = resolved.hostnames
+    registry = config.registry
     listed_closed = config.all_states
 
     def sink(observation: PortObservation) -> None:
         tally.record(observation)
         if observation.state is PortState.CLOSED and not listed_closed:
             return
-        observer.result(to_result(observation, hostnames.get(observation.host)))
+        observer.result(to_result(observation, hostnames.get(observation.host), registry))
 
     loop = asyncio.get_running_loop()
     ticker: asyncio.TimerHandle | None = None

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,25 @@ _COUNTER = itertools.count()
 # as a child process, refuses any target outside loopback before a packet is sent.
 LOOPBACK_SCOPE = "127.0.0.0/8,::1"
 os.environ["GHOSTPORT_SCOPE"] = LOOPBACK_SCOPE
+# Tests never read or write the user's registry cache, and choose their registry explicitly.
+os.environ["GHOSTPORT_CACHE_DIR"] = tempfile.mkdtemp(prefix="ghostport-test-cache-")
+os.environ.pop("GHOSTPORT_REGISTRY", None)
+
+# The IANA registry snapshot shared beside the repository (third-party data: never copied in).
+REGISTRY_SNAPSHOT = Path(
+    os.environ.get(
+        "GHOSTPORT_TEST_REGISTRY",
+        REPO.parent / "shared" / "registry" / "service-names-port-numbers.csv",
+    )
+)
+
+
+@pytest.fixture
+def snapshot() -> Path:
+    """The shared IANA snapshot; the test skips with the reason where it is absent."""
+    if not REGISTRY_SNAPSHOT.is_file():
+        pytest.skip(f"IANA registry snapshot not found at {REGISTRY_SNAPSHOT}")
+    return REGISTRY_SNAPSHOT
 
 
 def netns_unavailable_reason() -> str | None:

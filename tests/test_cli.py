@@ -319,7 +319,10 @@ def _run_with_stderr_on_a_terminal(argv: list[str]) -> tuple[int, str]:
     master, slave = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "scanner", "scan", *argv],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
     )
     os.close(slave)
     chunks: list[bytes] = []

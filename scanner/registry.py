@@ -1,0 +1,433 @@
+"""The IANA Service Name and Transport Protocol Port Number Registry.
+
+Loads IANA's CSV export (12 columns, quoted fields with embedded newlines, CRLF, port ranges,
+rows without a port) strictly: a malformed or truncated file is one error naming the file and
+line, never a half-loaded registry. Indexed by (port, transport), by service name (exact and
+glob) and searchable by words in the description or assignee.
+
+Where the data comes from, first found wins:
+    1. --registry FILE
+    2. $GHOSTPORT_REGISTRY
+    3. the user cache written by `ghostport registry update`
+    4. the registry facts carried in the bundled profiles
+    5. the system's /etc/services
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import fnmatch
+import gc
+import io
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.client import HTTPException
+from pathlib import Path
+from typing import NamedTuple
+
+from scanner.errors import PortSpecError, RegistryError
+from scanner.models import RegistryRef, Transport
+
+IANA_CSV_URL = (
+    "https://www.iana.org/assignments/service-names-port-numbers/service-names-port-numbers.csv"
+)
+COLUMNS = (
+    "Service Name",
+    "Port Number",
+    "Transport Protocol",
+    "Description",
+    "Assignee",
+    "Contact",
+    "Registration Date",
+    "Modification Date",
+    "Reference",
+    "Service Code",
+    "Unauthorized Use Reported",
+    "Assignment Notes",
+)
+TRANSPORTS = frozenset({"tcp", "udp", "sctp", "dccp", ""})
+# A downloaded registry smaller than this is not IANA's, whatever it parses as.
+MIN_UPDATE_ENTRIES = 1000
+_DATE = re.compile(r"^(\d{4}-\d{2}(-\d{2})?)?$")
+_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
+_SERVICES_LINE = re.compile(
+    r"^([A-Za-z0-9][\w.+-]*)\s+(\d{1,5})/(\w+)((?:\s+[^\s#]+)*)\s*(?:#\s*(.*))?$"
+)
+
+
+class RegistryEntry(NamedTuple):
+    """One row of the registry (a tuple: 14,500 of them are made per load)."""
+
+    name: str
+    port_low: int | None
+    port_high: int | None
+    transport: str
+    description: str = ""
+    assignee: str = ""
+    contact: str = ""
+    registration_date: str = ""
+    modification_date: str = ""
+    reference: str = ""
+    notes: str = ""
+    line: int = 0
+
+    @property
+    def ports(self) -> str:
+        """'391', '4795-4799' or '' for a name-only row."""
+        if self.port_low is None:
+            return ""
+        if self.port_high == self.port_low:
+            return str(self.port_low)
+        return f"{self.port_low}-{self.port_high}"
+
+    def ref(self) -> RegistryRef:
+        """The compact form carried on scan results."""
+        return RegistryRef(
+            name=self.name,
+            description=self.description,
+            assignee=self.assignee or None,
+            registration_date=self.registration_date or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySource:
+    """Where the registry in use came from."""
+
+    kind: str  # --registry, GHOSTPORT_REGISTRY, cache, profiles, the services path, none
+    path: str | None = None
+
+
+@dataclass
+class Registry:
+    """Registry entries with indexes by port and name."""
+
+    entries: tuple[RegistryEntry, ...]
+    source: RegistrySource
+    _by_port: dict[tuple[int, str], list[RegistryEntry]] = field(default_factory=dict)
+    _by_name: dict[str, list[RegistryEntry]] = field(default_factory=dict)
+    _refs: dict[tuple[int, str], RegistryRef | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for entry in self.entries:
+            if entry.name:
+                self._by_name.setdefault(entry.name.lower(), []).append(entry)
+            if entry.port_low is None or entry.port_high is None or not entry.name:
+                continue  # unassigned and reserved rows name no service
+            for port in range(entry.port_low, entry.port_high + 1):
+                self._by_port.setdefault((port, entry.transport), []).append(entry)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def at(self, port: int, transport: str) -> list[RegistryEntry]:
+        """Named entries registered for the port on the transport."""
+        return self._by_port.get((port, transport), [])
+
+    def ref(self, port: int, transport: str) -> RegistryRef | None:
+        """The result-ready entry for a port, or None (memoised: called once per result)."""
+        key = (port, transport)
+        if key not in self._refs:
+            found = self.at(port, transport)
+            self._refs[key] = found[0].ref() if found else None
+        return self._refs[key]
+
+    def named(self, pattern: str) -> list[RegistryEntry]:
+        """Entries whose service name is the pattern, or matches it as a glob (case-insensitive)."""
+        pattern = pattern.lower()
+        if not any(ch in pattern for ch in "*?["):
+            return list(self._by_name.get(pattern, []))
+        return [e for name in fnmatch.filter(self._by_name, pattern) for e in self._by_name[name]]
+
+    def search(self, words: str) -> list[RegistryEntry]:
+        """Entries whose name, description or assignee contain every word (case-insensitive)."""
+        needles = words.lower().split()
+        return [
+            e
+            for e in self.entries
+            if e.name
+            and all(
+                n in e.name.lower() or n in e.description.lower() or n in e.assignee.lower()
+                for n in needles
+            )
+        ]
+
+    def query(self, text: str) -> list[RegistryEntry]:
+        """`391`, `3416/udp`, a name or glob, else words: what `ghostport registry QUERY` shows."""
+        text = text.strip()
+        port_text, _, transport = text.partition("/")
+        if port_text.isdigit():
+            port = int(port_text)
+            transports = [transport.lower()] if transport else ["tcp", "udp", "sctp", "dccp"]
+            return [e for t in transports for e in self.at(port, t)]
+        return self.named(text) or self.search(text)
+
+    def suggestions(self, name: str, limit: int = 3) -> list[str]:
+        """Service names close to a misspelt one."""
+        return difflib.get_close_matches(name.lower(), list(self._by_name), n=limit, cutoff=0.6)
+
+    def ports_for(self, item: str) -> dict[Transport, list[int]]:
+        """Expand `registry:NAME-OR-GLOB` to its registered TCP and UDP ports."""
+        _, _, name = item.partition(":")
+        if not item.lower().startswith("registry:") or not name:
+            raise PortSpecError(f"port item {item!r} is not a number, a range or registry:NAME")
+        matches = self.named(name)
+        ports: dict[Transport, list[int]] = {Transport.TCP: [], Transport.UDP: []}
+        for entry in matches:
+            if entry.transport in ("tcp", "udp") and entry.port_low is not None:
+                assert entry.port_high is not None
+                ports[Transport(entry.transport)].extend(range(entry.port_low, entry.port_high + 1))
+        if not any(ports.values()):
+            close = self.suggestions(name)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            where = f" (registry from {self.source.kind})"
+            raise PortSpecError(f"no registered TCP or UDP port for {item!r}{where}{hint}")
+        return ports
+
+    def newest_date(self) -> str | None:
+        """The latest registration or modification date in the data."""
+        dates = [d for e in self.entries for d in (e.registration_date, e.modification_date) if d]
+        return max(dates) if dates else None
+
+
+def describe_source(registry: Registry) -> str:
+    """'cache (/root/.cache/ghostport/service-names-port-numbers.csv)'."""
+    source = registry.source
+    return (
+        f"{source.kind} ({source.path})"
+        if source.path and source.path != source.kind
+        else (source.kind)
+    )
+
+
+def _parse_port(text: str, where: str) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    if text.isdigit() and len(text) <= 5 and int(text) <= 65535:
+        return int(text), int(text)
+    match = _PORT.match(text)
+    if not match:
+        raise RegistryError(f"{where}: port {text!r} is not a number or a range")
+    low = int(match.group(1))
+    high = int(match.group(2)) if match.group(2) else low
+    if high > 65535 or high < low:
+        raise RegistryError(f"{where}: port range {text!r} is not within 0-65535")
+    return low, high
+
+
+def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
+    """Parse IANA's CSV strictly; raise RegistryError naming the file and line of any fault."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RegistryError(f"registry file {name!r} does not exist") from None
+    except OSError as exc:
+        raise RegistryError(f"registry file {name!r} cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RegistryError(f"{name}:{line}: not UTF-8 text") from None
+    if not text:
+        raise RegistryError(f"{name}: the file is empty")
+    if not text.endswith("\n"):
+        line = text.count("\n") + 1
+        raise RegistryError(f"{name}:{line}: the file ends in the middle of a line (truncated?)")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    entries: list[RegistryEntry] = []
+    try:
+        header = next(reader)
+        if tuple(h.strip() for h in header) != COLUMNS:
+            raise RegistryError(
+                f"{name}:1: not the IANA port registry CSV (expected the columns "
+                f"{', '.join(COLUMNS[:3])}, ...; found {', '.join(header[:3])[:80]!r})"
+            )
+        for row in reader:
+            line = reader.line_num
+            where = f"{name}:{line}"
+            if len(row) != len(COLUMNS):
+                raise RegistryError(f"{where}: {len(row)} fields where the registry has 12")
+            service, port, transport, description, assignee, contact, reg, mod, ref = row[:9]
+            transport = transport.strip().lower()
+            if transport not in TRANSPORTS:
+                raise RegistryError(f"{where}: unknown transport protocol {transport!r}")
+            for date in (reg, mod):
+                if date and not _DATE.match(date.strip()):
+                    raise RegistryError(f"{where}: date {date!r} is not YYYY-MM-DD or YYYY-MM")
+            low, high = _parse_port(port.strip(), where)
+            entries.append(
+                RegistryEntry(
+                    service.strip(),
+                    low,
+                    high,
+                    transport,
+                    description.strip(),
+                    assignee.strip(),
+                    contact.strip(),
+                    reg.strip(),
+                    mod.strip(),
+                    ref.strip(),
+                    row[11].strip(),
+                    line,
+                )
+            )
+    except csv.Error as exc:
+        raise RegistryError(f"{name}:{reader.line_num}: {exc} (truncated or not CSV?)") from None
+    except StopIteration:
+        raise RegistryError(f"{name}: the file has no header line") from None
+    return entries
+
+
+def parse_etc_services(path: str | Path) -> list[RegistryEntry]:
+    """Parse a services(5) file: `name port/proto [aliases] [# comment]`."""
+    entries: list[RegistryEntry] = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise RegistryError(f"services file {str(path)!r} cannot be read: {exc.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        match = _SERVICES_LINE.match(line.strip())
+        if not match or int(match.group(2)) > 65535:
+            continue
+        port = int(match.group(2))
+        entries.append(
+            RegistryEntry(
+                match.group(1),
+                port,
+                port,
+                match.group(3).lower(),
+                (match.group(5) or "").strip(),
+                line=number,
+            )
+        )
+    return entries
+
+
+def cache_dir() -> Path:
+    """Where `ghostport registry update` keeps its copy."""
+    explicit = os.environ.get("GHOSTPORT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ghostport"
+
+
+def cache_file() -> Path:
+    """The cached IANA CSV."""
+    return cache_dir() / "service-names-port-numbers.csv"
+
+
+ProfileFacts = Callable[[], Iterable[RegistryEntry]]
+
+
+def _no_profile_facts() -> Iterator[RegistryEntry]:
+    return iter(())
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Bulk loads make tens of thousands of tuples: the cyclic GC would rescan them many times
+    over (a third of the load time) for cycles that cannot exist."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def load_registry(
+    explicit: str | None = None,
+    profile_facts: ProfileFacts = _no_profile_facts,
+    services: str = "/etc/services",
+) -> Registry:
+    """The registry from the first source that exists, in the documented order."""
+    with _collector_paused():
+        return _load_first_source(explicit, profile_facts, services)
+
+
+def _load_first_source(
+    explicit: str | None, profile_facts: ProfileFacts, services: str
+) -> Registry:
+    if explicit:
+        return Registry(tuple(parse_iana_csv(explicit)), RegistrySource("--registry", explicit))
+    from_env = os.environ.get("GHOSTPORT_REGISTRY")
+    if from_env:
+        return Registry(
+            tuple(parse_iana_csv(from_env)), RegistrySource("GHOSTPORT_REGISTRY", from_env)
+        )
+    cached = cache_file()
+    if cached.is_file():
+        try:
+            entries = parse_iana_csv(cached)
+        except RegistryError as exc:
+            raise RegistryError(f"{exc}; run `ghostport registry update` to replace it") from None
+        return Registry(tuple(entries), RegistrySource("cache", str(cached)))
+    facts = tuple(profile_facts())
+    if facts:
+        return Registry(facts, RegistrySource("profiles"))
+    if Path(services).is_file():
+        return Registry(tuple(parse_etc_services(services)), RegistrySource(services, services))
+    return Registry((), RegistrySource("none"))
+
+
+def update_cache(url: str = IANA_CSV_URL, timeout: float = 60.0) -> Registry:
+    """Download the registry, validate it fully, and replace the cache atomically.
+
+    On any failure the old cache stays as it was and RegistryError says why.
+    """
+    target = cache_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".download-", suffix=".csv", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            try:
+                request = urllib.request.Request(url, headers={"User-Agent": "ghostport"})
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    expected = response.headers.get("Content-Length")
+                    received = 0
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
+                        received += len(chunk)
+                    # http.client ends a short body quietly: count the bytes ourselves.
+                    if expected and expected.isdigit() and received < int(expected):
+                        raise OSError(
+                            f"the connection closed after {received:,} of {int(expected):,} bytes"
+                        )
+            except (urllib.error.URLError, HTTPException, OSError, ValueError) as exc:
+                if isinstance(exc, urllib.error.HTTPError):
+                    exc.close()  # it holds the response and its socket
+                    reason: object = f"HTTP {exc.code} {exc.reason}"
+                else:
+                    reason = getattr(exc, "reason", None) or exc
+                raise RegistryError(
+                    f"could not download the registry from {url}: {reason}; the cache is unchanged"
+                ) from None
+        try:
+            entries = parse_iana_csv(temporary)
+        except RegistryError as exc:
+            problem = str(exc).replace(temporary, "line ").replace("line :", "line ")
+            raise RegistryError(
+                f"the download from {url} is not a valid registry ({problem}); "
+                "the cache is unchanged"
+            ) from None
+        with_ports = sum(1 for e in entries if e.port_low is not None)
+        if with_ports < MIN_UPDATE_ENTRIES:
+            raise RegistryError(
+                f"the download from {url} has only {with_ports} port entries (IANA's has over "
+                f"{MIN_UPDATE_ENTRIES:,}); the cache is unchanged"
+            )
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return Registry(tuple(entries), RegistrySource("cache", str(target)))
