@@ -48,8 +48,29 @@ ObservationSink = Callable[[PortObservation], None]
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    """What one probe does once it reaches its port.
+
+    TCP: connect; then, when `read` is set, send `payload` (if any) and read until the peer
+    closes, the read cap is reached or `wait` runs out (one deadline for the exchange).
+    UDP: send `payload` and wait for a reply. With `any_source_port`, the socket is not
+    connected, so a reply from another port of the same host counts (TFTP answers that way).
+    """
+
+    payload: bytes = b""
+    read: bool = False
+    wait: float | None = None
+    retries: int | None = None
+    any_source_port: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EngineOptions:
-    """How the engine probes. Waits are in seconds."""
+    """How the engine probes. Waits are in seconds.
+
+    `ProbeTarget.probe` indexes `exchanges`; index 0 is the discovery probe (a bare TCP
+    connect, or the banner read with `banner_wait`; an empty UDP datagram by default).
+    """
 
     timeout: float = 1.0
     retries: int = 1
@@ -60,10 +81,21 @@ class EngineOptions:
     banner_wait: float = 0.0
     tcp_payload: bytes | None = None
     udp_payload: bytes = b""
+    exchanges: tuple[ExchangeSpec, ...] = ()
 
-    def attempt_wait(self, attempt: int) -> float:
+    def exchange(self, index: int, transport: Transport) -> ExchangeSpec:
+        """The exchange a probe runs (index 0 is built from the discovery options)."""
+        if index:
+            return self.exchanges[index - 1]
+        if transport is Transport.UDP:
+            return ExchangeSpec(self.udp_payload)
+        reads = self.banner_wait > 0 or bool(self.tcp_payload)
+        return ExchangeSpec(self.tcp_payload or b"", reads, max(self.banner_wait, self.timeout))
+
+    def attempt_wait(self, attempt: int, exchange: ExchangeSpec | None = None) -> float:
         """Wait for attempt 1, 2, ...: the timeout, doubled for each retry."""
-        return self.timeout * float(2 ** (attempt - 1))
+        base = exchange.wait if exchange is not None and exchange.wait else self.timeout
+        return base * float(2 ** (attempt - 1))
 
 
 @dataclass(slots=True)
@@ -86,6 +118,7 @@ class _Flight:
         "address",
         "attempt",
         "buffer",
+        "exchange",
         "fd",
         "generation",
         "sock",
@@ -95,8 +128,9 @@ class _Flight:
         "watched",
     )
 
-    def __init__(self, target: ProbeTarget) -> None:
+    def __init__(self, target: ProbeTarget, exchange: ExchangeSpec) -> None:
         self.target = target
+        self.exchange = exchange
         self.address = socket_address(target.family, target.host, target.port)
         self.sock: socket.socket | None = None
         self.fd = -1
@@ -125,6 +159,7 @@ class Engine:
         self._deferred_total = 0
         self._deferred_limit = max(1024, 4 * self._cap)
         self._ready: deque[ProbeTarget] = deque()  # host slot already reserved
+        self._submitted: deque[ProbeTarget] = deque()  # follow-ups, ahead of the plan
         self._waiting: deque[ProbeTarget] = deque()  # hit a local resource limit
         self._retry: deque[_Flight] = deque()
         self._deadlines: dict[float, deque[tuple[float, int, _Flight]]] = {}
@@ -170,7 +205,13 @@ class Engine:
         if (
             self._source_done
             and self._inflight == 0
-            and not (self._retry or self._ready or self._waiting or self._deferred_total)
+            and not (
+                self._retry
+                or self._ready
+                or self._waiting
+                or self._submitted
+                or self._deferred_total
+            )
             and self._done is not None
             and not self._done.done()
         ):
@@ -212,6 +253,12 @@ class Engine:
         if self._waiting:
             return self._waiting.popleft(), False
         per_host = self._options.per_host
+        while self._submitted:
+            target = self._submitted.popleft()
+            if self._per_host.get(target.host, 0) < per_host:
+                return target, False
+            self._deferred.setdefault(target.host, deque()).append(target)
+            self._deferred_total += 1
         while not self._source_done and self._deferred_total < self._deferred_limit:
             try:
                 target = next(self._source)
@@ -250,10 +297,15 @@ class Engine:
             self._pumping = False
         self._check_done()
 
+    def submit(self, target: ProbeTarget) -> None:
+        """Add a probe while the scan runs (from the sink: a follow-up on an open port)."""
+        self._submitted.append(target)
+        self._schedule_pump()
+
     def _start(self, target: ProbeTarget, reserved: bool) -> None:
         if not reserved:
             self._per_host[target.host] = self._per_host.get(target.host, 0) + 1
-        flight = _Flight(target)
+        flight = _Flight(target, self._options.exchange(target.probe, target.transport))
         self._inflight += 1
         self._flights.add(flight)
         self.stats.started += 1
@@ -359,20 +411,20 @@ class Engine:
             self._finish_error(flight, exc)
 
     def _tcp_connected_or_done(self, flight: _Flight, state: PortState, reason: Reason) -> None:
-        options = self._options
-        if state is not PortState.OPEN or (options.banner_wait <= 0 and not options.tcp_payload):
+        exchange = flight.exchange
+        if state is not PortState.OPEN or not exchange.read:
             self._finish(flight, state, reason)
             return
         # The exchange on an open port: optional request, then read under one deadline.
         sock = flight.sock
         assert sock is not None and self._loop is not None
-        if options.tcp_payload:
+        if exchange.payload:
             with contextlib.suppress(BlockingIOError, InterruptedError):
-                sock.send(options.tcp_payload)
+                sock.send(exchange.payload)
         flight.stage = _READING
         self._loop.add_reader(flight.fd, self._on_tcp_readable, flight)
         flight.watched = True
-        self._arm(flight, max(options.banner_wait, options.timeout))
+        self._arm(flight, exchange.wait or self._options.timeout)
 
     def _on_tcp_readable(self, flight: _Flight) -> None:
         sock = flight.sock
@@ -393,11 +445,17 @@ class Engine:
 
     def _attempt_udp(self, flight: _Flight) -> None:
         sock = flight.sock
+        exchange = flight.exchange
         if sock is None:
-            sock = open_udp(flight.target.family, flight.address)
+            sock = open_udp(
+                flight.target.family, flight.address, connected=not exchange.any_source_port
+            )
             flight.sock, flight.fd, flight.stage = sock, sock.fileno(), _WAITING
         try:
-            sock.send(self._options.udp_payload)
+            if exchange.any_source_port:
+                sock.sendto(exchange.payload, flight.address)
+            else:
+                sock.send(exchange.payload)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as exc:
@@ -411,19 +469,23 @@ class Engine:
             assert self._loop is not None
             self._loop.add_reader(flight.fd, self._on_udp_readable, flight)
             flight.watched = True
-        self._arm(flight, self._options.attempt_wait(flight.attempt))
+        self._arm(flight, self._options.attempt_wait(flight.attempt, exchange))
 
     def _read_udp(self, flight: _Flight) -> bool:
         """Finish the probe if a datagram or an ICMP error is waiting; False if nothing is."""
         sock = flight.sock
         assert sock is not None
-        try:
-            data = sock.recv(65535)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as exc:
-            self._finish(flight, *udp_error_outcome(sock, exc.errno or 0))
-            return True
+        while True:
+            try:
+                data, peer = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                self._finish(flight, *udp_error_outcome(sock, exc.errno or 0))
+                return True
+            # Unconnected (any source port): only the probed host's datagrams count.
+            if not flight.exchange.any_source_port or peer[0] == flight.target.host:
+                break
         self._finish(flight, PortState.OPEN, Reason.UDP_RESPONSE, data[: self._options.read_limit])
         return True
 
@@ -451,7 +513,8 @@ class Engine:
             silent = (PortState.FILTERED, Reason.NO_RESPONSE)
         else:
             silent = (PortState.OPEN_FILTERED, Reason.NO_RESPONSE)
-        if flight.attempt <= self._options.retries:
+        retries = flight.exchange.retries
+        if flight.attempt <= (self._options.retries if retries is None else retries):
             self._retry.append(flight)
             self._schedule_pump()
         else:
@@ -519,6 +582,7 @@ class Engine:
                     flight.attempt,
                     response,
                     error,
+                    target.probe,
                 )
             )
         except BaseException as exc:

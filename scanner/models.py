@@ -62,6 +62,7 @@ class ProbeTarget(NamedTuple):
     family: int
     port: int
     transport: Transport
+    probe: int = 0  # index of the exchange to run (0: discovery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class PortObservation:
     attempts: int
     response: bytes | None = None
     error: str | None = None
+    probe: int = 0
 
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)

@@ -100,8 +100,11 @@ def local_error_outcome(code: int) -> tuple[PortState, Reason]:
     return PortState.FILTERED, _ERRNO_REASON.get(code, Reason.ERROR)
 
 
-def open_udp(family: int, address: tuple[str, int] | tuple[str, int, int, int]) -> socket.socket:
-    """A non-blocking UDP socket connected to the address, with ICMP errors queued."""
+def open_udp(
+    family: int, address: tuple[str, int] | tuple[str, int, int, int], connected: bool = True
+) -> socket.socket:
+    """A non-blocking UDP socket connected to the address (unless not `connected`, for peers
+    that answer from another port), with ICMP errors queued."""
     sock = socket.socket(family, DGRAM_NONBLOCK)
     try:
         sock.setblocking(False)
@@ -109,7 +112,8 @@ def open_udp(family: int, address: tuple[str, int] | tuple[str, int, int, int]) 
             sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
         else:
             sock.setsockopt(_SOL_IPV6, IPV6_RECVERR, 1)
-        sock.connect(address)
+        if connected:
+            sock.connect(address)
     except BaseException:
         sock.close()
         raise

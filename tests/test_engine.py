@@ -229,3 +229,48 @@ def test_descriptor_exhaustion_slows_but_loses_nothing() -> None:
     count, unique, silent_ones, waits = map(int, done.stdout.split())
     assert (count, unique, silent_ones) == (300, 300, 300)  # every probe observed once, right
     assert waits > 0, "the limit was really hit"
+
+
+def test_exchanges_reply_from_another_port_and_follow_ups(loop: str) -> None:
+    from scanner.engine import ExchangeSpec
+
+    # Given a UDP server that answers from a second socket (a new port, as TFTP does),
+    # and a TCP server that answers a request line
+    reply_from = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    reply_from.bind(("127.0.0.1", 0))
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    import threading
+
+    def tftp_like() -> None:
+        data, peer = listener.recvfrom(512)
+        reply_from.sendto(b"\x00\x05\x00\x01File not found\x00", peer)
+
+    worker = threading.Thread(target=tftp_like, daemon=True)
+    worker.start()
+    http = TcpServer(banner=b"HTTP/1.0 200 OK\r\n\r\nhello")
+    exchanges = (
+        ExchangeSpec(b"\x00\x01x\x00octet\x00", wait=1.0, any_source_port=True),
+        ExchangeSpec(b"GET / HTTP/1.0\r\n\r\n", read=True, wait=1.0),
+    )
+    seen: list[PortObservation] = []
+    _, factory = loop_factory(loop)
+
+    def sink(observation: PortObservation) -> None:
+        seen.append(observation)
+        # When discovery finds the TCP port open, follow up with the request exchange
+        if observation.transport is Transport.TCP and observation.probe == 0:
+            engine.submit(tcp(observation.port)._replace(probe=2))
+
+    engine = Engine(EngineOptions(timeout=1.0, exchanges=exchanges), sink)
+    with servers(http), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(engine.run([udp(listener.getsockname()[1])._replace(probe=1), tcp(http.port)]))
+    worker.join(timeout=5)
+    listener.close()
+    reply_from.close()
+    by_probe = {(o.transport, o.probe): o for o in seen}
+    # Then the reply from the other port is attributed to the probe, and the follow-up ran
+    assert by_probe[Transport.UDP, 1].state is PortState.OPEN
+    assert by_probe[Transport.UDP, 1].response == b"\x00\x05\x00\x01File not found\x00"
+    assert by_probe[Transport.TCP, 0].response is None
+    assert by_probe[Transport.TCP, 2].response == b"HTTP/1.0 200 OK\r\n\r\nhello"
