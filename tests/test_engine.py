@@ -243,7 +243,7 @@ def test_exchanges_reply_from_another_port_and_follow_ups(loop: str) -> None:
     import threading
 
     def tftp_like() -> None:
-        data, peer = listener.recvfrom(512)
+        _request, peer = listener.recvfrom(512)
         reply_from.sendto(b"\x00\x05\x00\x01File not found\x00", peer)
 
     worker = threading.Thread(target=tftp_like, daemon=True)
