@@ -19,8 +19,25 @@ from typing import NoReturn, TextIO
 from scanner import __version__
 from scanner.engine import EngineOptions
 from scanner.errors import ScannerError, ScanOptionError
-from scanner.models import PortResult, PortState, ScanInfo, Transport, UnresolvedTargetResult
-from scanner.ports import parse_port_spec
+from scanner.models import (
+    Finding,
+    PortResult,
+    PortState,
+    ScanInfo,
+    Transport,
+    UnresolvedTargetResult,
+)
+from scanner.ports import compress_ports, parse_port_spec
+from scanner.profiles import (
+    Profile,
+    ServiceStatus,
+    Severity,
+    bundled_profile_ids,
+    load_profiles,
+    merged,
+    profile_ports,
+    profile_registry_facts,
+)
 from scanner.registry import (
     IANA_CSV_URL,
     Registry,
@@ -35,16 +52,12 @@ from scanner.targets import parse_scope, read_spec_file, split_specs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-# The port set of the legacy-mgmt profile. Profiles (YAML) will own this list; until they
-# are loaded by the scan, this is the default when -p is not given.
-DEFAULT_PORTS = (
-    "T:7,9,13,19,23,37,79,199,391,392,412,512-514,705,1993,3416,4786,6000,"
-    "U:7,9,13,19,37,69,161,162,391,392,412,623,3416"
-)
+DEFAULT_PROFILE = "legacy-mgmt"
 
 SCAN_EXAMPLES = """\
 examples:
-  scan 127.0.0.1                         the legacy-mgmt ports, TCP and UDP
+  scan 127.0.0.1                         the legacy-mgmt profile's ports, TCP and UDP
+  scan --profile registry-orphans --fail-on high 127.0.0.0/28
   scan -p 23,161,391-392 127.0.0.0/28    these ports on both transports
   scan -p T:23,412,U:161,391 ::1         per transport, nmap style
   scan --udp -p 161 -iL hosts.txt --exclude 127.0.0.5 --json out.json
@@ -122,6 +135,19 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--registry", metavar="FILE", help="IANA port registry CSV (see `ghostport registry info`)"
     )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="ID|FILE.yaml",
+        help="profile to probe and classify with; repeat for several (default: legacy-mgmt)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=[s.value for s in Severity],
+        metavar="SEVERITY",
+        help="exit 1 when a finding at or above this severity exists (info..critical)",
+    )
     parser.add_argument("--tcp", "-sT", action="store_true", help="probe TCP only")
     parser.add_argument("--udp", "-sU", action="store_true", help="probe UDP only")
     parser.add_argument("--seed", type=_count(0), help="seed of the probe order (repeatable)")
@@ -195,8 +221,9 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
         transports = (Transport.TCP, Transport.UDP)
     else:
         transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
-    registry = load_registry(args.registry)
-    ports = parse_port_spec(args.ports or DEFAULT_PORTS, transports, registry.ports_for)
+    profiles = tuple(load_profiles(args.profile or [DEFAULT_PROFILE]))
+    registry = load_registry(args.registry, profile_registry_facts)
+    ports = parse_port_spec(args.ports or profile_ports(profiles), transports, registry.ports_for)
     if args.rate is not None and args.rate < 1:
         raise ScanOptionError(f"--rate {args.rate:g} is below one probe per second")
     engine = EngineOptions(
@@ -218,6 +245,7 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
         command_line=tuple(argv),
         scopes=tuple(scopes),
         registry=registry,
+        profiles=profiles,
     )
 
 
@@ -232,6 +260,7 @@ class _ConsoleObserver:
         self.list_ports = list_ports
         self._progress_shown = False
         self._out: TextIO = sys.stdout
+        self.worst: Severity | None = None
 
     def scan_started(
         self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
@@ -253,6 +282,19 @@ class _ConsoleObserver:
             self._out.write(
                 f"{result.host}{name}\t{result.port}/{result.proto}\t{result.state}\t"
                 f"{result.reason}{known}\n"
+            )
+
+    def finding(self, finding: Finding) -> None:
+        if self.writer is not None:
+            self.writer.add_finding(finding)
+        severity = Severity(finding.severity)
+        if self.worst is None or severity.rank > self.worst.rank:
+            self.worst = severity
+        if self.list_ports:
+            self._clear_progress()
+            self._out.write(
+                f"FINDING [{finding.severity}] {finding.verdict}: {finding.host} "
+                f"{finding.port}/{finding.proto}: {finding.title}\n"
             )
 
     def progress(self, tally: ScanTally) -> None:
@@ -321,6 +363,9 @@ def _scan(argv: Sequence[str], prog: str) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         observer.finish(complete)
+    threshold = Severity(args.fail_on) if args.fail_on else None
+    if threshold and observer.worst and observer.worst.rank >= threshold.rank:
+        return EXIT_FINDINGS
     return EXIT_OK
 
 
@@ -408,7 +453,7 @@ def _registry(argv: Sequence[str]) -> int:
     if args.query == ["update"]:
         _print_registry_info(update_cache(args.url, args.timeout), args.json, "updated")
         return EXIT_OK
-    registry = load_registry(args.registry)
+    registry = load_registry(args.registry, profile_registry_facts)
     if args.query == ["info"]:
         _print_registry_info(registry, args.json, "in use")
         return EXIT_OK
@@ -428,9 +473,71 @@ def _registry(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _print_profile(profile: Profile) -> None:
+    probes = {p.id: p for p in profile.probes}
+    print(f"{profile.id}: {profile.title}")
+    if profile.includes:
+        print(f"  includes: {', '.join(profile.includes)}")
+    print(f"  file: {profile.path}\n  sha256: {profile.sha256}")
+    for service in profile.services:
+        ports = ", ".join(
+            f"{name}/{compress_ports(found)}"
+            for name, found in (("tcp", service.ports.tcp), ("udp", service.ports.udp))
+            if found
+        )
+        print(f"\n  {service.id}  [{service.status}, {service.severity}]  {service.name}")
+        print(f"    ports: {ports or 'any (recogniser)'}   protocol: {service.protocol}")
+        for probe_id in service.probes:
+            probe = probes[probe_id]
+            how = probe.builder or ("hex" if probe.payload_hex else "text")
+            print(f"    probe {probe_id}: {probe.transport} {how}, wait {probe.wait:g} s")
+
+
+def _profiles(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="ghostport profiles",
+        description="List the bundled profiles, or show one: services, ports, probes.",
+    )
+    parser.add_argument("profile", nargs="*", metavar="ID|FILE.yaml")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    args = parser.parse_args(argv)
+    names = args.profile or bundled_profile_ids()
+    profiles = load_profiles(names)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": p.id,
+                        "title": p.title,
+                        "path": p.path,
+                        "sha256": p.sha256,
+                        "includes": list(p.includes),
+                        "services": [s.model_dump(mode="json") for s in p.services],
+                        "probes": [q.model_dump(mode="json") for q in p.probes],
+                    }
+                    for p in profiles
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    if args.profile:
+        for profile in profiles:
+            _print_profile(profile)
+        return EXIT_OK
+    for profile in profiles:
+        _, services = merged([profile])
+        obsolete = sum(1 for s in services if s.status is not ServiceStatus.CURRENT)
+        print(f"{profile.id:<20} {profile.title} ({obsolete} services)")
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "scan": lambda argv: _scan(argv, "ghostport scan"),
     "registry": _registry,
+    "profiles": _profiles,
 }
 
 
@@ -440,7 +547,8 @@ def _ghostport(argv: Sequence[str]) -> int:
         description="ghostport: find legacy and orphaned registry services on your network.",
         epilog="commands:\n"
         "  scan      probe hosts: the `scan` command (see `ghostport scan -h`)\n"
-        "  registry  look up the IANA port registry; show or update the copy in use",
+        "  registry  look up the IANA port registry; show or update the copy in use\n"
+        "  profiles  list the profiles of obsolete services, or show one",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")

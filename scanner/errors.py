@@ -5,7 +5,8 @@
     ├── PortSpecError            a port specification outside 1-65535 or not in nmap syntax
     ├── InputFileError           a file named on the command line is missing or unreadable
     ├── ScanOptionError          an option value out of range (rate, timeout, ...)
-    └── RegistryError            a registry file that is malformed, truncated or unreachable
+    ├── RegistryError            a registry file that is malformed, truncated or unreachable
+    └── ProfileError             profiles that do not load; lists every problem at once
 
 Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
 records them on the observation as a port state and a reason.
@@ -30,6 +31,10 @@ class InputFileError(ScannerError):
 
 class ScanOptionError(ScannerError):
     """A scan option with a value out of its allowed range."""
+
+
+class ProfileError(ScannerError):
+    """Profiles with problems; the message lists each with its file and path."""
 
 
 class RegistryError(ScannerError):

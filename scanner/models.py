@@ -129,6 +129,44 @@ class PortResult(BaseModel):
     registry: RegistryRef | None = None
 
 
+class Evidence(BaseModel):
+    """What was sent and what came back, for an auditor to check."""
+
+    model_config = _FROZEN
+
+    probe: str | None = Field(description="id of the probe whose answer decided")
+    request_hex: str | None
+    response_hex: str | None = Field(description="capped at RESPONSE_EVIDENCE_LIMIT bytes")
+    response_bytes: int = Field(ge=0, description="length of the whole response")
+    decoded: dict[str, str] = Field(default_factory=dict)
+
+
+class Finding(BaseModel):
+    """A legacy service or a squatter on a port, with what it means and how to fix it."""
+
+    model_config = _FROZEN
+
+    host: str
+    hostname: str | None = None
+    port: int = Field(ge=1, le=65535)
+    proto: Transport
+    service_id: str | None
+    protocol: str | None
+    verdict: Verdict
+    severity: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    title: str
+    expected_service: str | None = Field(
+        default=None, description="the obsolete service the port belongs to (squatters)"
+    )
+    evidence: Evidence
+    registry: RegistryRef | None = None
+    history: str | None = None
+    why: str | None = Field(default=None, description="why it matters: the severity rationale")
+    remediation: str | None = None
+    references: list[str] = Field(default_factory=list)
+
+
 class UnresolvedTargetResult(BaseModel):
     """A target hostname that did not resolve; the scan went on without it."""
 
@@ -169,6 +207,9 @@ class ScanInfo(BaseModel):
     ports: dict[Transport, str]
     options: ScanOptions
     profiles: list[str] = Field(default_factory=list)
+    profile_hashes: dict[str, str] = Field(
+        default_factory=dict, description="sha256 of each profile file, by profile id"
+    )
     registry_source: str | None = Field(
         default=None, description="where the port registry came from (see `registry info`)"
     )
@@ -184,6 +225,8 @@ class ScanSummary(BaseModel):
     probes_done: int
     states: dict[PortState, int]
     states_by_proto: dict[Transport, dict[PortState, int]]
+    findings_by_severity: dict[str, int] = Field(default_factory=dict)
+    findings_by_verdict: dict[str, int] = Field(default_factory=dict)
     duration_s: float
 
 
@@ -196,5 +239,6 @@ class ScanDocument(BaseModel):
     scan: ScanInfo
     unresolved: list[UnresolvedTargetResult] = Field(default_factory=list)
     results: list[PortResult]
+    findings: list[Finding] = Field(default_factory=list)
     summary: ScanSummary
     complete: bool = Field(description="false when the scan was interrupted or crashed")

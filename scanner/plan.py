@@ -8,7 +8,7 @@ hosts and ports, and no list of probes ever exists in memory.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from scanner.errors import ScanOptionError
 from scanner.models import ProbeTarget, Transport
@@ -23,9 +23,15 @@ _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 class ProbePlan:
     """A lazily generated, seeded permutation of targets x ports x transports."""
 
-    __slots__ = ("_pairs", "permutation", "ports", "targets")
+    __slots__ = ("_pairs", "_udp_probes", "permutation", "ports", "targets")
 
-    def __init__(self, targets: TargetSet, ports: PortSpec, seed: int) -> None:
+    def __init__(
+        self,
+        targets: TargetSet,
+        ports: PortSpec,
+        seed: int,
+        udp_probes: Callable[[int], tuple[int, ...]] = lambda port: (0,),
+    ) -> None:
         total = targets.size * len(ports)
         if total > MAX_PROBES:
             raise ScanOptionError(
@@ -38,12 +44,20 @@ class ProbePlan:
             (Transport.UDP, p) for p in ports.udp
         ]
         self.permutation = CyclicPermutation(total, seed)
+        self._udp_probes = udp_probes
 
     def __len__(self) -> int:
+        """(host, port, transport) triples; each UDP one may carry several probes."""
         return len(self.permutation)
+
+    def probe_count(self) -> int:
+        """Probes the plan sends before follow-ups: every UDP probe of every port counts."""
+        per_host = len(self.ports.tcp) + sum(len(self._udp_probes(p)) for p in self.ports.udp)
+        return self.targets.size * per_host
 
     def __iter__(self) -> Iterator[ProbeTarget]:
         pairs = self._pairs
+        udp_probes = self._udp_probes
         width = len(pairs)
         locate = self.targets.locate
         cache_index, cache_host, cache_family = -1, "", socket.AF_INET
@@ -54,4 +68,9 @@ class ProbePlan:
                 cache_index, cache_host = host_index, format_address(family, value)
                 cache_family = _FAMILY[family]
             transport, port = pairs[pair_index]
-            yield ProbeTarget(cache_host, cache_family, port, transport)
+            if transport is Transport.UDP:
+                # A port's probes go out together, so its observations complete together.
+                for probe in udp_probes(port):
+                    yield ProbeTarget(cache_host, cache_family, port, transport, probe)
+            else:
+                yield ProbeTarget(cache_host, cache_family, port, transport)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -16,19 +18,31 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from scanner import __version__
+from scanner.classify import (
+    RESPONSE_EVIDENCE_LIMIT,
+    Knowledge,
+    PortClassification,
+    classify_port,
+)
 from scanner.engine import Engine, EngineOptions, EngineStats
 from scanner.models import (
+    Finding,
     PortObservation,
     PortResult,
     PortState,
+    ProbeTarget,
+    RegistryRef,
     ScanInfo,
     ScanOptions,
     ScanSummary,
     Transport,
     UnresolvedTargetResult,
+    Verdict,
 )
 from scanner.plan import ProbePlan
 from scanner.ports import PortSpec
+from scanner.probeset import ProbeSet, build_probe_set
+from scanner.profiles import Profile, Severity, merged
 from scanner.registry import Registry, describe_source
 from scanner.report.jsonfile import utc_timestamp
 from scanner.targets import AddressBlock, build_target_set
@@ -53,6 +67,7 @@ class ScanConfig:
     resolve_timeout: float = 5.0
     scopes: tuple[tuple[AddressBlock, ...], ...] = ()
     registry: Registry | None = None
+    profiles: tuple[Profile, ...] = ()
 
 
 class ScanTally:
@@ -64,12 +79,20 @@ class ScanTally:
         self.done = 0
         self.started = time.monotonic()
         self.counts: dict[tuple[Transport, PortState], int] = {}
+        self.severities: dict[str, int] = {}
+        self.verdicts: dict[str, int] = {}
 
-    def record(self, observation: PortObservation) -> None:
-        """Count one finished probe."""
+    def record(self, classified: PortClassification) -> None:
+        """Count one finished port, and its finding."""
+        observation = classified.deciding
         key = (observation.transport, observation.state)
         self.counts[key] = self.counts.get(key, 0) + 1
         self.done += 1
+        finding = classified.finding
+        if finding is not None:
+            self.severities[finding.severity] = self.severities.get(finding.severity, 0) + 1
+            verdict = finding.verdict.value
+            self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
     def count(self, state: PortState) -> int:
         """Probes so far that ended in the state, over both transports."""
@@ -88,6 +111,10 @@ class ScanTally:
             probes_done=self.done,
             states={s: self.count(s) for s in PortState},
             states_by_proto=by_proto,
+            findings_by_severity={s.value: self.severities.get(s.value, 0) for s in Severity},
+            findings_by_verdict={
+                v.value: self.verdicts.get(v.value, 0) for v in (Verdict.LEGACY, Verdict.SQUATTER)
+            },
             duration_s=round(self.elapsed(), 3),
         )
 
@@ -101,7 +128,10 @@ class ScanObserver(Protocol):
         """The plan is known; no probe has gone out yet."""
 
     def result(self, result: PortResult) -> None:
-        """A probe finished with a state worth listing."""
+        """A port finished with a state worth listing."""
+
+    def finding(self, finding: Finding) -> None:
+        """A port holds a legacy service or a squatter."""
 
     def progress(self, tally: ScanTally) -> None:
         """Called a few times a second while the scan runs."""
@@ -134,9 +164,10 @@ def new_seed() -> int:
 
 
 def to_result(
-    observation: PortObservation, hostname: str | None, registry: Registry | None = None
+    classified: PortClassification, hostname: str | None, registry: RegistryRef | None
 ) -> PortResult:
-    """The JSON result for one observation, with its registry entry where one exists."""
+    """The JSON result for one classified port."""
+    observation = classified.deciding
     return PortResult(
         host=observation.host,
         hostname=hostname,
@@ -146,10 +177,74 @@ def to_result(
         reason=observation.reason,
         rtt_ms=round(observation.rtt * 1000, 3) if observation.rtt is not None else None,
         attempts=observation.attempts,
-        response_hex=observation.response.hex() if observation.response is not None else None,
+        response_hex=(
+            observation.response[:RESPONSE_EVIDENCE_LIMIT].hex()
+            if observation.response is not None
+            else None
+        ),
         error=observation.error,
-        registry=registry.ref(observation.port, observation.transport) if registry else None,
+        service=classified.service,
+        verdict=classified.verdict,
+        registry=registry,
     )
+
+
+class PortAssembler:
+    """Gathers each port's observations, runs TCP follow-ups on open ports, and classifies a
+    port once every probe of it has finished."""
+
+    def __init__(
+        self,
+        probe_set: ProbeSet,
+        knowledge: Knowledge,
+        registry: Registry | None,
+        hostnames: dict[str, str],
+        deliver: Callable[[PortClassification, RegistryRef | None, str | None], None],
+    ) -> None:
+        self._probe_set = probe_set
+        self._knowledge = knowledge
+        self._registry = registry
+        self._hostnames = hostnames
+        self._deliver = deliver
+        self._pending: dict[tuple[str, int, Transport], tuple[list[PortObservation], int]] = {}
+        self.submit: Callable[[ProbeTarget], None] = lambda target: None
+
+    def add(self, observation: PortObservation) -> None:
+        """Take one probe's observation; classify the port when it is complete."""
+        key = (observation.host, observation.port, observation.transport)
+        pending = self._pending.get(key)
+        if pending is None:
+            expected = self._expected(observation)
+            if expected == 1:
+                self._complete([observation])
+                return
+            self._pending[key] = ([observation], expected)
+            return
+        observations, expected = pending
+        observations.append(observation)
+        if len(observations) >= expected:
+            del self._pending[key]
+            self._complete(observations)
+
+    def _expected(self, observation: PortObservation) -> int:
+        if observation.transport is Transport.UDP:
+            return len(self._probe_set.for_udp(observation.port))
+        if observation.state is not PortState.OPEN or observation.probe:
+            return 1
+        follow_ups = self._probe_set.tcp_follow_ups(observation.port)
+        family = socket.AF_INET6 if ":" in observation.host else socket.AF_INET
+        for probe in follow_ups:
+            self.submit(
+                ProbeTarget(observation.host, family, observation.port, Transport.TCP, probe)
+            )
+        return 1 + len(follow_ups)
+
+    def _complete(self, observations: list[PortObservation]) -> None:
+        first = observations[0]
+        registry = self._registry.ref(first.port, first.transport) if self._registry else None
+        hostname = self._hostnames.get(first.host)
+        classified = classify_port(observations, self._knowledge, registry, hostname)
+        self._deliver(classified, registry, hostname)
 
 
 async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) -> EngineStats:
@@ -157,8 +252,11 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     resolved = await build_target_set(
         config.targets, config.excludes, config.resolve_timeout, config.scopes
     )
-    plan = ProbePlan(resolved.addresses, config.ports, config.seed)
-    options = config.engine
+    probes, services = merged(config.profiles)
+    probe_set = build_probe_set(probes, services)
+    knowledge = Knowledge.build(services, probe_set.infos)
+    plan = ProbePlan(resolved.addresses, config.ports, config.seed, probe_set.for_udp)
+    options = dataclasses.replace(config.engine, exchanges=probe_set.exchanges)
     info = ScanInfo(
         id=str(uuid.uuid4()),
         version=__version__,
@@ -178,6 +276,8 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
             all_states=config.all_states,
             event_loop=event_loop,
         ),
+        profiles=[p.id for p in config.profiles],
+        profile_hashes={p.id: p.sha256 for p in config.profiles},
         registry_source=describe_source(config.registry) if config.registry else None,
     )
     unresolved = [
@@ -185,16 +285,21 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     ]
     tally = ScanTally(resolved.addresses.size, len(plan))
     observer.scan_started(info, unresolved, tally)
-    hostnames = resolved.hostnames
-    registry = config.registry
     listed_closed = config.all_states
 
-    def sink(observation: PortObservation) -> None:
-        tally.record(observation)
-        if observation.state is PortState.CLOSED and not listed_closed:
+    def deliver(
+        classified: PortClassification, registry: RegistryRef | None, hostname: str | None
+    ) -> None:
+        tally.record(classified)
+        if classified.finding is not None:
+            observer.finding(classified.finding)
+        if classified.deciding.state is PortState.CLOSED and not listed_closed:
             return
-        observer.result(to_result(observation, hostnames.get(observation.host), registry))
+        observer.result(to_result(classified, hostname, registry))
 
+    assembler = PortAssembler(probe_set, knowledge, config.registry, resolved.hostnames, deliver)
+    engine = Engine(options, assembler.add)
+    assembler.submit = engine.submit
     loop = asyncio.get_running_loop()
     ticker: asyncio.TimerHandle | None = None
 
@@ -205,7 +310,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
 
     tick()
     try:
-        return await Engine(options, sink).run(plan)
+        return await engine.run(plan)
     finally:
         if ticker is not None:
             ticker.cancel()

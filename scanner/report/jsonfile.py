@@ -18,6 +18,7 @@ from typing import IO
 
 from scanner.models import (
     SCHEMA_VERSION,
+    Finding,
     PortResult,
     ScanDocument,
     ScanInfo,
@@ -51,6 +52,7 @@ class JsonResultWriter:
         self._unresolved = unresolved
         self._summary = summary
         self._pending: list[str] = []
+        self._findings: list[str] = []
         self._kept: list[str] = []  # stdout only
         self._count = 0
         self._last_flush = time.monotonic()
@@ -77,8 +79,10 @@ class JsonResultWriter:
         )
 
     def _trailer(self, complete: bool) -> str:
+        findings = ",\n".join(self._findings)
         return (
-            f'\n],\n"summary": {self._summary().model_dump_json()},\n'
+            f'\n],\n"findings": [{findings}],\n'
+            f'"summary": {self._summary().model_dump_json()},\n'
             f'"complete": {json.dumps(complete)}\n}}\n'
         )
 
@@ -94,24 +98,28 @@ class JsonResultWriter:
         if len(self._pending) >= _FLUSH_BATCH:
             self.flush()
 
+    def add_finding(self, finding: Finding) -> None:
+        """Findings are few: they live in the trailer, rewritten at every flush."""
+        self._findings.append(finding.model_dump_json())
+        self._last_flush = 0.0  # reach the file at the next tick
+
     def tick(self) -> None:
         """Called periodically: flush if results have waited long enough."""
-        if self._pending and time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S:
+        if time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
         """Write queued results and a fresh trailer; the file stays a valid document."""
         self._last_flush = time.monotonic()
-        if not self._pending:
-            return
         if self._file is None:
             self._kept.extend(self._pending)
             self._count += len(self._pending)
             self._pending.clear()
             return
-        text = ",\n".join(self._pending)
         self._file.seek(self._trailer_offset)
-        self._file.write(((",\n" if self._count else "") + text).encode())
+        if self._pending:
+            text = ",\n".join(self._pending)
+            self._file.write(((",\n" if self._count else "") + text).encode())
         self._count += len(self._pending)
         self._pending.clear()
         self._trailer_offset = self._file.tell()

@@ -1,0 +1,95 @@
+"""Profiles' probes -> the engine's exchange table and the probes each port gets.
+
+Identical probes (same transport and bytes, same way of reading) share one exchange, so they
+run once per (host, port, transport) and every service that wants the answer gets it.
+A port gets the probes of the services that own it; TCP ports also get the probes of the
+current-protocol recognisers (HTTP, SSH, TLS) so a squatter can be named. Payloads are built
+here, once per scan; the engine only ever sees bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from scanner.classify import ProbeInfo
+from scanner.engine import ExchangeSpec
+from scanner.models import Transport
+from scanner.probes import build_payload
+from scanner.profiles import ProbeModel, ServiceModel, ServiceStatus
+
+DISCOVERY = ProbeInfo("discovery", b"")
+
+
+def payload_of(probe: ProbeModel) -> bytes:
+    """The bytes a probe sends."""
+    if probe.payload is not None:
+        return probe.payload.encode("latin-1")
+    if probe.payload_hex is not None:
+        return bytes.fromhex(probe.payload_hex)
+    if probe.builder is not None:
+        return build_payload(probe.builder, probe.args, f"probe {probe.id!r}")
+    return b""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSet:
+    """Exchanges by index (0 is discovery) and the indexes each port gets."""
+
+    exchanges: tuple[ExchangeSpec, ...]
+    infos: tuple[ProbeInfo, ...]
+    udp: dict[int, tuple[int, ...]]
+    tcp: dict[int, tuple[int, ...]]
+    tcp_generic: tuple[int, ...]
+
+    def for_udp(self, port: int) -> tuple[int, ...]:
+        """The probes a UDP port gets (discovery's empty datagram when no service owns it)."""
+        return self.udp.get(port, (0,))
+
+    def tcp_follow_ups(self, port: int) -> tuple[int, ...]:
+        """The exchanges an open TCP port gets after the connect."""
+        return self.tcp.get(port, self.tcp_generic)
+
+
+def build_probe_set(probes: Iterable[ProbeModel], services: Iterable[ServiceModel]) -> ProbeSet:
+    """Build every payload once and index the probes per port."""
+    exchanges: list[ExchangeSpec] = []
+    infos: list[ProbeInfo] = [DISCOVERY]
+    index_of_key: dict[tuple[object, ...], int] = {}
+    index_of_id: dict[str, int] = {}
+    transport_of_id: dict[str, Transport] = {}
+    for probe in probes:
+        payload = payload_of(probe)
+        reads = probe.read if probe.transport is Transport.TCP else True
+        spec = ExchangeSpec(payload, reads, probe.wait, probe.retries, probe.any_source_port)
+        key = (probe.transport, spec)
+        if key not in index_of_key:
+            exchanges.append(spec)
+            infos.append(ProbeInfo(probe.id, payload))
+            index_of_key[key] = len(exchanges)
+        index_of_id[probe.id] = index_of_key[key]
+        transport_of_id[probe.id] = probe.transport
+
+    def indexes(service: ServiceModel, transport: Transport) -> list[int]:
+        return [index_of_id[p] for p in service.probes if transport_of_id.get(p) is transport]
+
+    udp: dict[int, list[int]] = {}
+    tcp: dict[int, list[int]] = {}
+    generic: list[int] = []
+    services = list(services)
+    for service in services:
+        if service.status is ServiceStatus.CURRENT:
+            generic += indexes(service, Transport.TCP)
+            continue
+        for port in service.ports.udp:
+            udp.setdefault(port, []).extend(indexes(service, Transport.UDP))
+        for port in service.ports.tcp:
+            tcp.setdefault(port, []).extend(indexes(service, Transport.TCP))
+    tcp_generic = tuple(dict.fromkeys(generic))
+    return ProbeSet(
+        tuple(exchanges),
+        tuple(infos),
+        {port: tuple(dict.fromkeys(found)) or (0,) for port, found in udp.items()},
+        {port: tuple(dict.fromkeys(found + list(tcp_generic))) for port, found in tcp.items()},
+        tcp_generic,
+    )
