@@ -36,10 +36,16 @@ _STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.
 
 @dataclass(frozen=True, slots=True)
 class ProbeInfo:
-    """A probe as classification needs it: its id and the bytes it sent."""
+    """A probe as classification needs it: the bytes it sent, and the ids of every profile
+    probe that sends exactly these bytes (identical probes share one exchange)."""
 
-    id: str
+    ids: tuple[str, ...]
     payload: bytes
+
+    @property
+    def id(self) -> str:
+        """The first profile probe with these bytes."""
+        return self.ids[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,7 @@ def _candidates(
         response = observation.response or b""
         for service in knowledge.services:
             for matcher in service.matchers:
-                if matcher.probes and probe.id not in matcher.probes:
+                if matcher.probes and not set(matcher.probes).intersection(probe.ids):
                     continue
                 if matcher.type == "silent" and (service not in owners or observation.probe == 0):
                     continue  # silence names a service only on its own port, after a read

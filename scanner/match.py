@@ -148,9 +148,11 @@ def _decode_tls(response: bytes) -> dict[str, str] | None:
 
 
 def _decode_time(response: bytes) -> dict[str, str] | None:
-    if len(response) != 4:
+    # RFC 868 says 4 bytes; inetutils-inetd on 64-bit hosts writes a C long: the same 4 bytes
+    # and then 4 zero bytes (recorded in tests/samples/recorded.json).
+    if len(response) not in (4, 8) or (len(response) == 8 and response[4:] != b"\0\0\0\0"):
         return None
-    seconds = struct.unpack(">I", response)[0]
+    seconds = struct.unpack(">I", response[:4])[0]
     if seconds < _RFC868_2000:
         return None
     moment = datetime.fromtimestamp(seconds - _RFC868_TO_UNIX, UTC)

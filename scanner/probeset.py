@@ -18,7 +18,7 @@ from scanner.models import Transport
 from scanner.probes import build_payload
 from scanner.profiles import ProbeModel, ServiceModel, ServiceStatus
 
-DISCOVERY = ProbeInfo("discovery", b"")
+DISCOVERY = ProbeInfo(("discovery",), b"")
 
 
 def payload_of(probe: ProbeModel) -> bytes:
@@ -54,7 +54,8 @@ class ProbeSet:
 def build_probe_set(probes: Iterable[ProbeModel], services: Iterable[ServiceModel]) -> ProbeSet:
     """Build every payload once and index the probes per port."""
     exchanges: list[ExchangeSpec] = []
-    infos: list[ProbeInfo] = [DISCOVERY]
+    payloads: list[bytes] = [b""]
+    ids: list[list[str]] = [["discovery"]]
     index_of_key: dict[tuple[object, ...], int] = {}
     index_of_id: dict[str, int] = {}
     transport_of_id: dict[str, Transport] = {}
@@ -65,9 +66,11 @@ def build_probe_set(probes: Iterable[ProbeModel], services: Iterable[ServiceMode
         key = (probe.transport, spec)
         if key not in index_of_key:
             exchanges.append(spec)
-            infos.append(ProbeInfo(probe.id, payload))
+            payloads.append(payload)
+            ids.append([])
             index_of_key[key] = len(exchanges)
         index_of_id[probe.id] = index_of_key[key]
+        ids[index_of_key[key]].append(probe.id)
         transport_of_id[probe.id] = probe.transport
 
     def indexes(service: ServiceModel, transport: Transport) -> list[int]:
@@ -86,9 +89,10 @@ def build_probe_set(probes: Iterable[ProbeModel], services: Iterable[ServiceMode
         for port in service.ports.tcp:
             tcp.setdefault(port, []).extend(indexes(service, Transport.TCP))
     tcp_generic = tuple(dict.fromkeys(generic))
+    infos = tuple(ProbeInfo(tuple(names), data) for names, data in zip(ids, payloads, strict=True))
     return ProbeSet(
         tuple(exchanges),
-        tuple(infos),
+        infos,
         {port: tuple(dict.fromkeys(found)) or (0,) for port, found in udp.items()},
         {port: tuple(dict.fromkeys(found + list(tcp_generic))) for port, found in tcp.items()},
         tcp_generic,

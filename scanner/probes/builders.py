@@ -126,7 +126,9 @@ def smart_install_hello() -> bytes:
     return struct.pack(">IIIIII", 1, 1, 4, 8, 1, 0)
 
 
-def rexec(user: str = "ghostport", password: str = "ghostport", command: str = "true") -> bytes:
+def rexec(
+    user: str = "ghostport", password: str = "not-a-password", command: str = "true"
+) -> bytes:
     """rexec request: stderr port (0: none), user, password, command, NUL-separated."""
     return b"0\x00" + f"{user}\x00{password}\x00{command}\x00".encode()
 
