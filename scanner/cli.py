@@ -7,18 +7,23 @@ Exit codes: 0 scan completed; 2 a user mistake (one line on stderr); 3 an intern
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from scanner import __version__
 from scanner.engine import EngineOptions
-from scanner.errors import ScannerError, ScanOptionError
+from scanner.errors import InputFileError, ScannerError, ScanOptionError
+from scanner.lab.layout import DEFAULT_BASE, Lab, lab_hosts
 from scanner.models import (
     Finding,
     PortResult,
@@ -46,9 +51,10 @@ from scanner.registry import (
     load_registry,
     update_cache,
 )
-from scanner.report.jsonfile import JsonResultWriter
+from scanner.report.html import render_html
+from scanner.report.jsonfile import JsonResultWriter, load_document
 from scanner.runner import ScanConfig, ScanTally, execute, inflight_cap, new_seed, run_scan
-from scanner.targets import parse_scope, read_spec_file, split_specs
+from scanner.targets import AddressBlock, parse_scope, read_spec_file, split_specs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -181,6 +187,9 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         help="on open TCP ports, read what the server says first for up to this long",
     )
     parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
+    parser.add_argument("--html", metavar="FILE", help="write the HTML findings report")
+    parser.add_argument("--title", help="report title")
+    parser.add_argument("--org", help="organisation shown under the report title")
     parser.add_argument(
         "--all-states", action="store_true", help="list closed ports too, not only count them"
     )
@@ -196,6 +205,18 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _scopes(flag_values: Sequence[str]) -> list[tuple[AddressBlock, ...]]:
+    """Each scope (the flag's, the environment's) must hold: together they can only narrow."""
+    return [
+        tuple(parse_scope(specs))
+        for specs in (
+            [spec for item in flag_values for spec in split_specs(item)],
+            split_specs(os.environ.get("GHOSTPORT_SCOPE", "")),
+        )
+        if specs
+    ]
+
+
 def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfig:
     targets = list(args.targets)
     if args.input_list:
@@ -207,15 +228,7 @@ def _config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConf
     excludes = [spec for item in args.exclude for spec in split_specs(item)]
     if args.exclude_file:
         excludes += read_spec_file(args.exclude_file)
-    # Each scope (the flag's, the environment's) must hold: together they can only narrow.
-    scopes = [
-        tuple(parse_scope(specs))
-        for specs in (
-            [spec for item in args.scope for spec in split_specs(item)],
-            split_specs(os.environ.get("GHOSTPORT_SCOPE", "")),
-        )
-        if specs
-    ]
+    scopes = _scopes(args.scope)
     transports: tuple[Transport, ...]
     if args.tcp == args.udp:
         transports = (Transport.TCP, Transport.UDP)
@@ -345,28 +358,181 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _scan(argv: Sequence[str], prog: str) -> int:
-    args = build_scan_parser(prog).parse_args(argv)
-    config = _config_from_args(args, [*prog.split(), *argv])
-    observer = _ConsoleObserver(
-        args.json,
-        show_progress=not args.quiet and sys.stderr.isatty(),
-        list_ports=args.json != "-",
-    )
+def _drive(
+    scan: Callable[[str], Coroutine[Any, Any, object]], event_loop: str, observer: _ConsoleObserver
+) -> bool:
+    """Run a scan coroutine; True when it completed. Ctrl-C and SIGTERM keep what was gathered."""
     complete = False
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        execute(lambda loop: run_scan(config, observer, loop), config.event_loop)
+        execute(scan, event_loop)
         complete = True
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         observer.finish(complete)
+    return complete
+
+
+def _write_html(json_path: str, html_path: str, title: str | None, org: str | None) -> None:
+    document = load_document(json_path)
+    try:
+        Path(html_path).write_text(render_html(document, title, org), encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(f"cannot write the report {html_path!r}: {exc.strerror}") from None
+
+
+def _scan(argv: Sequence[str], prog: str) -> int:
+    args = build_scan_parser(prog).parse_args(argv)
+    config = _config_from_args(args, [*prog.split(), *argv])
+    json_path = args.json
+    spare: str | None = None
+    if args.html and (not json_path or json_path == "-"):
+        handle, spare = tempfile.mkstemp(prefix="ghostport-", suffix=".json")
+        os.close(handle)
+    observer = _ConsoleObserver(
+        spare or json_path,
+        show_progress=not args.quiet and sys.stderr.isatty(),
+        list_ports=args.json != "-",
+    )
+    try:
+        complete = _drive(
+            lambda loop: run_scan(config, observer, loop), config.event_loop, observer
+        )
+        if args.html and observer.writer is not None:
+            _write_html(spare or json_path, args.html, args.title, args.org)
+        if spare and json_path == "-" and observer.writer is not None:
+            sys.stdout.write(Path(spare).read_text(encoding="utf-8"))
+    finally:
+        if spare:
+            os.unlink(spare)
+    if not complete:
+        return EXIT_INTERRUPTED
     threshold = Severity(args.fail_on) if args.fail_on else None
     if threshold and observer.worst and observer.worst.rank >= threshold.rank:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _report(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="ghostport report",
+        description="Render a saved scan (also an interrupted one) as an HTML report.",
+    )
+    parser.add_argument("results", metavar="RESULTS.json")
+    parser.add_argument("--html", metavar="OUT", required=True, help="where to write the report")
+    parser.add_argument("--title", help="report title")
+    parser.add_argument("--org", help="organisation shown under the title")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    args = parser.parse_args(argv)
+    if not Path(args.results).is_file():
+        raise InputFileError(f"results file {args.results!r} does not exist")
+    _write_html(args.results, args.html, args.title, args.org)
+    print(f"report: {args.html}")
+    return EXIT_OK
+
+
+def _lab_base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description=description)
+    parser.add_argument(
+        "--base", default=DEFAULT_BASE, help=f"the lab uses base+1 to base+5 ({DEFAULT_BASE})"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    return parser
+
+
+async def _started_lab(base: str) -> Lab:
+    try:
+        return await Lab(base).start()
+    except PermissionError:
+        raise ScanOptionError(
+            "the lab binds privileged ports (23, 69, 79, 161, ...): run it as root"
+        ) from None
+    except OSError as exc:
+        raise ScanOptionError(
+            f"the lab cannot bind its services under {base} ({exc.strerror}): is another lab "
+            "running? choose another --base"
+        ) from None
+
+
+def _lab(argv: Sequence[str]) -> int:
+    args = _lab_base_parser(
+        "ghostport lab", "Run the emulated legacy services in the foreground until Ctrl-C."
+    ).parse_args(argv)
+    hosts = lab_hosts(args.base)
+
+    async def run() -> None:
+        lab = await _started_lab(args.base)
+        try:
+            for service in lab.services:
+                print(
+                    f"{service.host:<15} {service.port:>5}/{service.transport:<4} "
+                    f"{service.name:<42} expect: {service.expect}"
+                )
+            print(f"{hosts[-1]:<15}     -      nothing: every port closed")
+            print("lab running; Ctrl-C stops it", flush=True)
+            await asyncio.Event().wait()
+        finally:
+            await lab.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return EXIT_OK
+
+
+def _demo(argv: Sequence[str]) -> int:
+    parser = _lab_base_parser(
+        "ghostport demo",
+        "Start the emulated lab, scan it with legacy-mgmt, and write an HTML and JSON report.",
+    )
+    parser.add_argument("--out", default=".", metavar="DIR", help="where to write the report (.)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(
+            f"cannot create the output directory {args.out!r}: {exc.strerror}"
+        ) from None
+    json_path, html_path = out / "ghostport-demo.json", out / "ghostport-demo.html"
+    profiles = tuple(load_profiles([DEFAULT_PROFILE]))
+    config = ScanConfig(
+        targets=tuple(lab_hosts(args.base)),
+        excludes=(),
+        ports=parse_port_spec(profile_ports(profiles)),
+        engine=EngineOptions(timeout=1.0, retries=1, max_inflight=inflight_cap(None)),
+        seed=new_seed(),
+        event_loop=args.loop,
+        command_line=("ghostport", "demo", *argv),
+        scopes=tuple(_scopes([])),
+        registry=load_registry(None, profile_registry_facts),
+        profiles=profiles,
+    )
+    observer = _ConsoleObserver(
+        str(json_path), show_progress=not args.quiet and sys.stderr.isatty(), list_ports=False
+    )
+
+    async def demo(loop_name: str) -> object:
+        lab = await _started_lab(args.base)
+        try:
+            return await run_scan(config, observer, loop_name)
+        finally:
+            await lab.close()
+
+    complete = _drive(demo, config.event_loop, observer)
+    _write_html(str(json_path), str(html_path), "ghostport demo: the emulated legacy lab", None)
+    document = load_document(str(json_path))
+    print(f"{len(document.findings)} findings on the emulated lab:")
+    for finding in sorted(document.findings, key=lambda f: (f.host, f.port, f.proto)):
+        print(
+            f"  [{finding.severity:>8}] {finding.verdict.value:<8} {finding.host} "
+            f"{finding.port}/{finding.proto}: {finding.title}"
+        )
+    print(f"report: {html_path.resolve()}\nresults: {json_path.resolve()}")
+    return EXIT_OK if complete else EXIT_INTERRUPTED
 
 
 REGISTRY_EXAMPLES = """\
@@ -538,6 +704,9 @@ _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "scan": lambda argv: _scan(argv, "ghostport scan"),
     "registry": _registry,
     "profiles": _profiles,
+    "report": _report,
+    "lab": _lab,
+    "demo": _demo,
 }
 
 
@@ -548,7 +717,10 @@ def _ghostport(argv: Sequence[str]) -> int:
         epilog="commands:\n"
         "  scan      probe hosts: the `scan` command (see `ghostport scan -h`)\n"
         "  registry  look up the IANA port registry; show or update the copy in use\n"
-        "  profiles  list the profiles of obsolete services, or show one",
+        "  profiles  list the profiles of obsolete services, or show one\n"
+        "  report    render a saved scan (RESULTS.json) as an HTML report\n"
+        "  lab       run the emulated legacy services until Ctrl-C\n"
+        "  demo      start the lab, scan it, write ghostport-demo.html and .json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from scanner import __version__
 from scanner.classify import (
@@ -47,6 +47,7 @@ from scanner.registry import Registry, describe_source
 from scanner.report.jsonfile import utc_timestamp
 from scanner.targets import AddressBlock, build_target_set
 
+T = TypeVar("T")
 _PROGRESS_INTERVAL_S = 0.2
 _FD_RESERVE = 128
 DEFAULT_MAX_INFLIGHT = 4096
@@ -331,10 +332,8 @@ def loop_factory(name: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop
     return "asyncio", None
 
 
-def execute(
-    coro_factory: Callable[[str], Coroutine[Any, Any, EngineStats]], loop: str
-) -> EngineStats:
-    """Run a scan coroutine on the chosen event loop."""
+def execute(coro_factory: Callable[[str], Coroutine[Any, Any, T]], loop: str) -> T:
+    """Run a scan coroutine on the chosen event loop (its name is passed to the factory)."""
     name, factory = loop_factory(loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coro_factory(name))
