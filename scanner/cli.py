@@ -24,6 +24,12 @@ from scanner import __version__
 from scanner.engine import EngineOptions
 from scanner.errors import InputFileError, ScannerError, ScanOptionError
 from scanner.lab.layout import DEFAULT_BASE, Lab, lab_hosts
+from scanner.lab.namespace import (
+    INSIDE_FLAG,
+    bring_loopback_up,
+    needs_private_namespace,
+    reexec_in_private_namespace,
+)
 from scanner.models import (
     Finding,
     PortResult,
@@ -439,7 +445,16 @@ def _lab_base_parser(prog: str, description: str) -> argparse.ArgumentParser:
         "--base", default=DEFAULT_BASE, help=f"the lab uses base+1 to base+5 ({DEFAULT_BASE})"
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument(INSIDE_FLAG, action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _private_network(verb: str, argv: Sequence[str], inside: bool) -> None:
+    """As a normal user, move into a private user + network namespace (see lab.namespace)."""
+    if inside:
+        bring_loopback_up()
+    elif needs_private_namespace():
+        reexec_in_private_namespace([verb, *argv])
 
 
 async def _started_lab(base: str) -> Lab:
@@ -461,6 +476,7 @@ def _lab(argv: Sequence[str]) -> int:
         "ghostport lab", "Run the emulated legacy services in the foreground until Ctrl-C."
     ).parse_args(argv)
     hosts = lab_hosts(args.base)
+    _private_network("lab", argv, args.inside_private_namespace)
 
     async def run() -> None:
         lab = await _started_lab(args.base)
@@ -490,6 +506,8 @@ def _demo(argv: Sequence[str]) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args(argv)
+    lab_hosts(args.base)  # a bad base is an error before anything else happens
+    _private_network("demo", argv, args.inside_private_namespace)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -506,7 +524,7 @@ def _demo(argv: Sequence[str]) -> int:
         engine=EngineOptions(timeout=1.0, retries=1, max_inflight=inflight_cap(None)),
         seed=new_seed(),
         event_loop=args.loop,
-        command_line=("ghostport", "demo", *argv),
+        command_line=("ghostport", "demo", *[a for a in argv if a != INSIDE_FLAG]),
         scopes=tuple(_scopes([])),
         registry=load_registry(None, profile_registry_facts),
         profiles=profiles,

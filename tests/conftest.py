@@ -161,3 +161,62 @@ def netns() -> Iterator[Netns]:
         yield namespace
     finally:
         namespace.cleanup()
+
+
+class ImpairedLab:
+    """The emulated lab running inside a private namespace, with conditions on its loopback."""
+
+    def __init__(self, netns: Netns, base: str) -> None:
+        from scanner.lab.layout import lab_hosts, lab_map
+
+        self.netns = netns
+        self.base = base
+        self.hosts = lab_hosts(base)
+        self.services = lab_map(base)
+        self._rules: list[str] = []
+        self._loss = 0
+
+    def drop(self, host: str, transport: str, port: int) -> None:
+        """Silently drop packets to host:port (the port becomes filtered)."""
+        self._rules.append(f"ip daddr {host} {transport} dport {port} drop")
+
+    def reject(self, host: str, transport: str, port: int) -> None:
+        """Answer packets to host:port with ICMP administratively prohibited."""
+        self._rules.append(
+            f"ip daddr {host} {transport} dport {port} reject with icmp type admin-prohibited"
+        )
+
+    def loss(self, percent: int) -> None:
+        """Drop this share of all TCP and UDP packets on the namespace's loopback, at random."""
+        self._loss = percent
+
+    def apply(self) -> None:
+        """Load the conditions into the namespace's own nftables (never the machine's)."""
+        rules = list(self._rules)
+        if self._loss:
+            rules.append(f"meta l4proto {{ tcp, udp }} numgen random mod 100 < {self._loss} drop")
+        body = "\n".join(f"    {rule}" for rule in rules)
+        self.netns.nft(
+            "table inet impair {\n  chain input {\n    type filter hook input priority 0;\n"
+            f"{body}\n  }}\n}}\n"
+        )
+
+    def scan(self, *args: str) -> tuple[int, dict[str, Any], str]:
+        """Scan the lab's hosts from inside the namespace."""
+        return self.netns.scan(*args, f"{self.hosts[0]}-{self.hosts[-1].rsplit('.', 1)[1]}")
+
+
+@pytest.fixture
+def impaired_lab(netns: Netns) -> ImpairedLab:
+    """The lab in a private namespace (removed afterwards, also on failure), ready for
+    conditions: random loss with nftables numgen, DROP and REJECT rules. No delay: the kernel
+    here has no sch_netem, and an NFQUEUE delayer is not built (see the notes)."""
+    base = "127.0.10.0"
+    process = netns.spawn(sys.executable, "-m", "scanner", "lab", "--base", base)
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "lab running" in line:
+            break
+    else:
+        pytest.fail(f"the lab did not start: {process.stderr.read() if process.stderr else ''}")
+    return ImpairedLab(netns, base)

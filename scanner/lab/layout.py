@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ipaddress
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scanner.errors import ScanOptionError
@@ -39,6 +40,7 @@ from scanner.lab.emulators import (
     tftp_reply,
     time_bytes,
 )
+from scanner.models import PortResult
 
 DEFAULT_BASE = "127.0.10.0"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -168,3 +170,43 @@ class Lab:
                 await server.wait_closed()
         self._servers.clear()
         self._tasks.clear()
+
+
+def score(
+    results: Iterable[PortResult], services: Iterable[LabService], hosts: list[str]
+) -> list[str]:
+    """How a scan of the lab differs from its known layout: one line per difference.
+
+    Each service must be found as its `expect` says ("legacy <service id>", "squatter
+    <protocol>", or a port state); any other open port on a lab host is a difference too.
+    """
+    found = {(r.host, r.port, r.proto.value): r for r in results}
+    problems: list[str] = []
+    expected_keys = set()
+    for service in services:
+        key = (service.host, service.port, service.transport)
+        expected_keys.add(key)
+        result = found.get(key)
+        where = f"{service.host} {service.port}/{service.transport} ({service.name})"
+        if result is None:
+            problems.append(f"{where}: expected {service.expect}, not listed (closed?)")
+            continue
+        verdict, _, what = service.expect.partition(" ")
+        if not what:
+            if result.state.value != service.expect:
+                problems.append(f"{where}: expected {service.expect}, got {result.state.value}")
+            continue
+        got_verdict = result.verdict.value if result.verdict else None
+        got_what = None
+        if result.service is not None:
+            got_what = result.service.id if verdict == "legacy" else result.service.protocol
+        if (got_verdict, got_what) != (verdict, what):
+            problems.append(
+                f"{where}: expected {service.expect}, got {result.state.value} "
+                f"{got_verdict} {got_what}"
+            )
+    lab = set(hosts)
+    for key, result in found.items():
+        if key[0] in lab and key not in expected_keys and result.state.value == "open":
+            problems.append(f"{key[0]} {key[1]}/{key[2]}: open, but nothing runs there")
+    return problems

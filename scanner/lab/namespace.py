@@ -1,0 +1,60 @@
+"""Running the lab without root: a private user and network namespace of our own.
+
+The lab binds the services' real ports (23, 69, 161, ...), which only root may bind. A normal
+user can still own a network namespace inside a user namespace (`unshare --user
+--map-root-user --net`, unprivileged user namespaces are on by default in current Linux
+distributions): there they are root, with a loopback of their own that nothing else sees.
+The demo re-runs itself there; its files still belong to the user who ran it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import struct
+import sys
+from collections.abc import Sequence
+
+from scanner.errors import ScanOptionError
+
+INSIDE_FLAG = "--inside-private-namespace"
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def needs_private_namespace() -> bool:
+    """True for a normal user on Linux: the lab's privileged ports need a namespace."""
+    return sys.platform.startswith("linux") and os.geteuid() != 0
+
+
+def reexec_in_private_namespace(argv: Sequence[str]) -> None:
+    """Replace this process with the same command inside a new user + network namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise ScanOptionError(
+            "the lab binds privileged ports: run as root, or install util-linux (unshare) "
+            "so ghostport can give it a private network namespace"
+        )
+    os.execv(
+        unshare,
+        [
+            unshare,
+            "--user",
+            "--map-root-user",
+            "--net",
+            sys.executable,
+            "-m",
+            "scanner",
+            *argv,
+            INSIDE_FLAG,
+        ],
+    )
+
+
+def bring_loopback_up() -> None:
+    """A new network namespace starts with `lo` down; bring it up (we are its root)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
