@@ -145,7 +145,7 @@ def test_demo_as_a_normal_user_runs_in_a_private_namespace(tmp_path: Path) -> No
         pytest.skip("needs root to switch to another user, and setpriv and unshare")
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     probe = subprocess.run(
-        [*as_nobody, sys.executable, "-c", "import scanner"],
+        [*as_nobody, sys.executable, "-c", "import scanner.cli"],
         cwd=tmp_path,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
