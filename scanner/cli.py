@@ -57,8 +57,11 @@ from scanner.registry import (
     load_registry,
     update_cache,
 )
+from scanner.report.csvfile import render_csv
 from scanner.report.html import render_html
 from scanner.report.jsonfile import JsonResultWriter, load_document
+from scanner.report.pdf import HOW_TO_GET_CHROMIUM, find_chromium, print_pdf
+from scanner.report.xmlfile import render_nmap_xml
 from scanner.runner import ScanConfig, ScanTally, execute, inflight_cap, new_seed, run_scan
 from scanner.targets import AddressBlock, parse_scope, read_spec_file, split_specs
 
@@ -194,6 +197,15 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     parser.add_argument("--html", metavar="FILE", help="write the HTML findings report")
+    parser.add_argument("--csv", metavar="FILE", help="write the findings as CSV")
+    parser.add_argument("--xml", metavar="FILE", help="write the results as nmap XML")
+    parser.add_argument("--pdf", metavar="FILE", help="print the report to PDF (headless Chromium)")
+    parser.add_argument(
+        "-o",
+        dest="output_base",
+        metavar="BASE",
+        help="write BASE.html, BASE.json, BASE.csv and BASE.xml",
+    )
     parser.add_argument("--title", help="report title")
     parser.add_argument("--org", help="organisation shown under the report title")
     parser.add_argument(
@@ -381,20 +393,48 @@ def _drive(
     return complete
 
 
-def _write_html(json_path: str, html_path: str, title: str | None, org: str | None) -> None:
-    document = load_document(json_path)
+def _write_text(path: str, text: str) -> None:
     try:
-        Path(html_path).write_text(render_html(document, title, org), encoding="utf-8")
+        Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise InputFileError(f"cannot write the report {html_path!r}: {exc.strerror}") from None
+        raise InputFileError(f"cannot write {path!r}: {exc.strerror}") from None
+
+
+def _write_reports(json_path: str, args: argparse.Namespace) -> None:
+    """Every report the arguments ask for, from the saved JSON document."""
+    document = load_document(json_path)
+    if args.html:
+        _write_text(args.html, render_html(document, args.title, args.org))
+    if args.csv:
+        _write_text(args.csv, render_csv(document))
+    if args.xml:
+        _write_text(args.xml, render_nmap_xml(document))
+    if args.pdf:
+        if args.html:
+            print_pdf(args.html, args.pdf)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ghostport-") as folder:
+                page = str(Path(folder) / "report.html")
+                _write_text(page, render_html(document, args.title, args.org))
+                print_pdf(page, args.pdf)
+
+
+def _wants_reports(args: argparse.Namespace) -> bool:
+    return bool(args.html or args.csv or args.xml or args.pdf)
 
 
 def _scan(argv: Sequence[str], prog: str) -> int:
     args = build_scan_parser(prog).parse_args(argv)
+    if args.output_base:
+        base = args.output_base
+        args.html, args.json = args.html or f"{base}.html", args.json or f"{base}.json"
+        args.csv, args.xml = args.csv or f"{base}.csv", args.xml or f"{base}.xml"
+    if args.pdf and find_chromium() is None:
+        raise ScannerError(HOW_TO_GET_CHROMIUM)  # say it before the scan, not after
     config = _config_from_args(args, [*prog.split(), *argv])
     json_path = args.json
     spare: str | None = None
-    if args.html and (not json_path or json_path == "-"):
+    if _wants_reports(args) and (not json_path or json_path == "-"):
         handle, spare = tempfile.mkstemp(prefix="ghostport-", suffix=".json")
         os.close(handle)
     observer = _ConsoleObserver(
@@ -406,8 +446,8 @@ def _scan(argv: Sequence[str], prog: str) -> int:
         complete = _drive(
             lambda loop: run_scan(config, observer, loop), config.event_loop, observer
         )
-        if args.html and observer.writer is not None:
-            _write_html(spare or json_path, args.html, args.title, args.org)
+        if _wants_reports(args) and observer.writer is not None:
+            _write_reports(spare or json_path, args)
         if spare and json_path == "-" and observer.writer is not None:
             sys.stdout.write(Path(spare).read_text(encoding="utf-8"))
     finally:
@@ -427,15 +467,22 @@ def _report(argv: Sequence[str]) -> int:
         description="Render a saved scan (also an interrupted one) as an HTML report.",
     )
     parser.add_argument("results", metavar="RESULTS.json")
-    parser.add_argument("--html", metavar="OUT", required=True, help="where to write the report")
+    parser.add_argument("--html", metavar="OUT", help="write the HTML report")
+    parser.add_argument("--csv", metavar="OUT", help="write the findings as CSV")
+    parser.add_argument("--xml", metavar="OUT", help="write the results as nmap XML")
+    parser.add_argument("--pdf", metavar="OUT", help="print the report to PDF (headless Chromium)")
     parser.add_argument("--title", help="report title")
     parser.add_argument("--org", help="organisation shown under the title")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     args = parser.parse_args(argv)
+    if not _wants_reports(args):
+        raise UsageError("say what to write: --html, --csv, --xml or --pdf")
     if not Path(args.results).is_file():
         raise InputFileError(f"results file {args.results!r} does not exist")
-    _write_html(args.results, args.html, args.title, args.org)
-    print(f"report: {args.html}")
+    _write_reports(args.results, args)
+    for kind in ("html", "csv", "xml", "pdf"):
+        if getattr(args, kind):
+            print(f"{kind}: {getattr(args, kind)}")
     return EXIT_OK
 
 
@@ -541,7 +588,10 @@ def _demo(argv: Sequence[str]) -> int:
             await lab.close()
 
     complete = _drive(demo, config.event_loop, observer)
-    _write_html(str(json_path), str(html_path), "ghostport demo: the emulated legacy lab", None)
+    _write_text(
+        str(html_path),
+        render_html(load_document(str(json_path)), "ghostport demo: the emulated legacy lab"),
+    )
     document = load_document(str(json_path))
     print(f"{len(document.findings)} findings on the emulated lab:")
     for finding in sorted(document.findings, key=lambda f: (f.host, f.port, f.proto)):

@@ -1,0 +1,66 @@
+"""The HTML report printed to PDF by headless Chromium, where Chromium is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from scanner.errors import ScannerError
+
+CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+HOW_TO_GET_CHROMIUM = (
+    "--pdf prints the report with headless Chromium, which is not installed: install it "
+    "(Debian/Ubuntu: apt-get install chromium; Fedora: dnf install chromium; macOS: brew "
+    "install --cask chromium), or set GHOSTPORT_CHROMIUM to its path, or open the HTML "
+    "report in a browser and print it to PDF"
+)
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium-family browser, or None."""
+    explicit = os.environ.get("GHOSTPORT_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    for name in CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html_path: str, pdf_path: str, timeout: float = 120) -> None:
+    """Print an HTML file to PDF; ScannerError says how to get Chromium where it is missing."""
+    chromium = find_chromium()
+    if chromium is None:
+        raise ScannerError(HOW_TO_GET_CHROMIUM)
+    with tempfile.TemporaryDirectory(prefix="ghostport-chromium-") as profile:
+        command = [
+            chromium,
+            "--headless",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={Path(pdf_path).resolve()}",
+            Path(html_path).resolve().as_uri(),
+        ]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.insert(1, "--no-sandbox")  # Chromium refuses to run its sandbox as root
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ScannerError(
+                f"Chromium did not print {pdf_path!r} within {timeout:g} s"
+            ) from None
+    if done.returncode != 0 or not Path(pdf_path).is_file():
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ScannerError(f"Chromium could not print {pdf_path!r}: {last}")
