@@ -21,6 +21,7 @@ from scanner import __version__
 from scanner.models import Finding, PortResult, ScanDocument
 
 TEXT_LIMIT = 512
+FINAL_LIMIT = 20_000
 HEXDUMP_LIMIT = 1024
 _SEVERITIES = ("critical", "high", "medium", "low", "info")
 _PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
@@ -35,12 +36,15 @@ def templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-def visible(value: object, limit: int = TEXT_LIMIT) -> str:
-    """Untrusted text made inert and visible: control and bidi characters as \\uXXXX, capped."""
+def visible(value: object, limit: int = TEXT_LIMIT, keep: str = "") -> str:
+    """Untrusted text made inert and visible: control and bidi characters as \\uXXXX, capped.
+    `keep` names control characters to let through (newlines in a hexdump)."""
     text = str(value)
     out = []
     for ch in text[:limit]:
-        if ch in _BIDI or (not ch.isprintable() and ch != " "):
+        if ch in keep:
+            out.append(ch)
+        elif ch in _BIDI or (not ch.isprintable() and ch != " "):
             out.append(f"\\u{ord(ch):04x}" if ord(ch) > 0xFF else f"\\x{ord(ch):02x}")
         else:
             out.append(ch)
@@ -65,11 +69,18 @@ def hexdump(hex_text: str | None, limit: int = HEXDUMP_LIMIT) -> str:
     return "\n".join(lines)
 
 
+def _finalize(value: object) -> object:
+    """Every string the template prints: no control or bidi character ever reaches the page
+    active, whatever field it came from (a tampered saved scan can carry them anywhere)."""
+    return visible(value, FINAL_LIMIT, keep="\n") if isinstance(value, str) else value
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
         trim_blocks=True,
         lstrip_blocks=True,
     )

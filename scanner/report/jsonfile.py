@@ -16,6 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO
 
+from pydantic import ValidationError
+
+from scanner.errors import InputFileError
 from scanner.models import (
     SCHEMA_VERSION,
     Finding,
@@ -145,6 +148,17 @@ class JsonResultWriter:
 
 
 def load_document(path: str) -> ScanDocument:
-    """Read and validate a scan's JSON document."""
-    with open(path, encoding="utf-8") as handle:
-        return ScanDocument.model_validate_json(handle.read())
+    """Read and validate a scan's JSON document; a broken file is one clear error."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return ScanDocument.model_validate_json(handle.read())
+    except OSError as exc:
+        raise InputFileError(f"results file {path!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"results file {path!r} is not UTF-8 text") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(document)"
+        raise InputFileError(
+            f"results file {path!r} is not a ghostport scan document: {where}: {first['msg']}"
+        ) from None
