@@ -59,6 +59,25 @@ class Namespace:
             cwd=REPO,
         )
 
+    def spawn(self, *cmd: str) -> subprocess.Popen[str]:
+        """Start a process in the namespace (it ends with the namespace's owner)."""
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO,
+        )
+
+    def nft(self, ruleset: str) -> None:
+        """Load nftables rules into the namespace only."""
+        subprocess.run(
+            ["ip", "netns", "exec", self.name, "nft", "-f", "-"],
+            input=ruleset,
+            text=True,
+            check=True,
+        )
+
     def measured(self, *cmd: str) -> tuple[subprocess.CompletedProcess[str], float, float]:
         """Run a command; return it, wall seconds, and its peak RSS in MB."""
         wrapper = (

@@ -144,8 +144,18 @@ def test_demo_as_a_normal_user_runs_in_a_private_namespace(tmp_path: Path) -> No
     if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("unshare") is None:
         pytest.skip("needs root to switch to another user, and setpriv and unshare")
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # The same conditions as the demo's re-run: another user, inside a new user namespace
     probe = subprocess.run(
-        [*as_nobody, sys.executable, "-c", "import scanner.cli"],
+        [
+            *as_nobody,
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            sys.executable,
+            "-c",
+            "import scanner.cli",
+        ],
         cwd=tmp_path,
         capture_output=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
