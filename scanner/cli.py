@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Any, NoReturn, TextIO
 
 from scanner import __version__
+from scanner.audit import run_local_audit
 from scanner.engine import EngineOptions
 from scanner.errors import InputFileError, ScannerError, ScanOptionError
 from scanner.lab.layout import DEFAULT_BASE, Lab, lab_hosts
@@ -34,6 +35,7 @@ from scanner.models import (
     Finding,
     PortResult,
     PortState,
+    ScanDocument,
     ScanInfo,
     Transport,
     UnresolvedTargetResult,
@@ -217,6 +219,12 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         default="auto",
         help="event loop: uvloop where installed (auto), or the standard asyncio loop",
     )
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="audit this machine instead: which process holds which orphaned port",
+    )
+    parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
@@ -425,6 +433,10 @@ def _wants_reports(args: argparse.Namespace) -> bool:
 
 def _scan(argv: Sequence[str], prog: str) -> int:
     args = build_scan_parser(prog).parse_args(argv)
+    if args.local:
+        if args.targets or args.input_list:
+            raise UsageError("--local audits this machine: give no targets with it")
+        return _run_local(args, [*prog.split(), *argv])
     if args.output_base:
         base = args.output_base
         args.html, args.json = args.html or f"{base}.html", args.json or f"{base}.json"
@@ -459,6 +471,101 @@ def _scan(argv: Sequence[str], prog: str) -> int:
     if threshold and observer.worst and observer.worst.rank >= threshold.rank:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _run_local(args: argparse.Namespace, command_line: Sequence[str]) -> int:
+    """The local audit with the scan's own output options."""
+    profiles = tuple(load_profiles(args.profile or [DEFAULT_PROFILE]))
+    registry = load_registry(args.registry, profile_registry_facts)
+    options = EngineOptions(timeout=args.timeout, retries=args.retries, max_inflight=64)
+    document = execute(
+        lambda loop: run_local_audit(
+            profiles=profiles,
+            registry=registry,
+            options=options,
+            probe=not args.no_probe,
+            event_loop=loop,
+            command_line=tuple(command_line),
+        ),
+        args.loop,
+    )
+    text = document.model_dump_json(indent=1)
+    spare: str | None = None
+    json_path = args.json
+    if _wants_reports(args) and (not json_path or json_path == "-"):
+        handle, spare = tempfile.mkstemp(prefix="ghostport-local-", suffix=".json")
+        os.close(handle)
+    try:
+        if json_path and json_path != "-":
+            _write_text(json_path, text)
+        if spare:
+            _write_text(spare, text)
+        if _wants_reports(args):
+            _write_reports(spare or json_path, args)
+    finally:
+        if spare:
+            os.unlink(spare)
+    if json_path == "-":
+        print(text)
+    else:
+        _print_local(document)
+    threshold = Severity(args.fail_on) if args.fail_on else None
+    worst = max((Severity(f.severity).rank for f in document.findings), default=-1)
+    if threshold and worst >= threshold.rank:
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _print_local(document: ScanDocument) -> None:
+    audit = document.local
+    assert audit is not None
+    print(f"{len(audit.sockets)} listening sockets on {audit.hostname}:")
+    for sock in audit.sockets:
+        process = sock.process
+        who = f"pid {process.pid} {process.name or '?'}" if process.pid else "owner unknown"
+        flags = [
+            name
+            for name, on in (
+                ("all interfaces", sock.all_interfaces),
+                ("loopback only", sock.loopback_only),
+                ("deleted executable", process.exe_deleted),
+                ("outside system paths", process.outside_system_paths),
+                ("started recently", process.started_recently),
+                ("holds several orphaned ports", sock.holds_several_orphans),
+            )
+            if on
+        ]
+        registered = f"  [{sock.registry.name}]" if sock.registry else ""
+        mark = "FINDING " if sock.finding else "        "
+        print(
+            f"  {mark}{sock.port}/{sock.proto.value:<3} {sock.address:<15} {who}"
+            f"{registered}{'  (' + ', '.join(flags) + ')' if flags else ''}"
+        )
+    if audit.note:
+        print(f"note: {audit.note}")
+    for finding in document.findings:
+        print(f"FINDING [{finding.severity}] {finding.verdict.value}: {finding.title}")
+
+
+def _local(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="ghostport local",
+        description="Which process on this machine holds a port of an obsolete service.",
+    )
+    parser.add_argument("--profile", action="append", default=[], metavar="ID|FILE.yaml")
+    parser.add_argument("--registry", metavar="FILE", help="IANA port registry CSV")
+    parser.add_argument("--no-probe", action="store_true", help="do not probe over loopback")
+    parser.add_argument("--timeout", type=_positive_float, default=1.0)
+    parser.add_argument("--retries", type=_count(0), default=1)
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    for flag in ("json", "html", "csv", "xml", "pdf"):
+        parser.add_argument(f"--{flag}", metavar="FILE")
+    parser.add_argument("--title")
+    parser.add_argument("--org")
+    parser.add_argument("--fail-on", choices=[s.value for s in Severity], metavar="SEVERITY")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    args = parser.parse_args(argv)
+    return _run_local(args, ["ghostport", "local", *argv])
 
 
 def _report(argv: Sequence[str]) -> int:
@@ -550,6 +657,12 @@ def _demo(argv: Sequence[str]) -> int:
         "Start the emulated lab, scan it with legacy-mgmt, and write an HTML and JSON report.",
     )
     parser.add_argument("--out", default=".", metavar="DIR", help="where to write the report (.)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="audit this machine instead: which process holds which orphaned port",
+    )
+    parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args(argv)
@@ -773,6 +886,7 @@ _COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "registry": _registry,
     "profiles": _profiles,
     "report": _report,
+    "local": _local,
     "lab": _lab,
     "demo": _demo,
 }
@@ -787,6 +901,7 @@ def _ghostport(argv: Sequence[str]) -> int:
         "  registry  look up the IANA port registry; show or update the copy in use\n"
         "  profiles  list the profiles of obsolete services, or show one\n"
         "  report    render a saved scan (RESULTS.json) as an HTML report\n"
+        "  local     which process on this machine holds an orphaned registry port\n"
         "  lab       run the emulated legacy services until Ctrl-C\n"
         "  demo      start the lab, scan it, write ghostport-demo.html and .json",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -129,6 +129,52 @@ class PortResult(BaseModel):
     registry: RegistryRef | None = None
 
 
+class ProcessFacts(BaseModel):
+    """The program behind a local socket, as far as it can be read."""
+
+    model_config = _FROZEN
+
+    pid: int | None
+    name: str | None = None
+    exe: str | None = None
+    cmdline: list[str] = Field(default_factory=list)
+    user: str | None = None
+    started_at: str | None = None
+    readable: bool = Field(description="false when the owner could not be fully read")
+    note: str | None = Field(default=None, description="why something could not be read")
+    exe_deleted: bool = False
+    outside_system_paths: bool = False
+    started_recently: bool = Field(default=False, description="started less than an hour ago")
+
+
+class LocalSocket(BaseModel):
+    """A listening TCP or bound UDP socket on the audited machine."""
+
+    model_config = _FROZEN
+
+    proto: Transport
+    address: str
+    port: int = Field(ge=0, le=65535)
+    all_interfaces: bool
+    loopback_only: bool
+    process: ProcessFacts
+    registry: RegistryRef | None = None
+    finding: bool = Field(default=False, description="the port belongs to an obsolete service")
+    holds_several_orphans: bool = Field(
+        default=False, description="its program holds more than one orphaned port"
+    )
+
+
+class LocalAudit(BaseModel):
+    """The `local` section: this machine's sockets and who holds them."""
+
+    model_config = _FROZEN
+
+    hostname: str
+    sockets: list[LocalSocket]
+    note: str | None = None
+
+
 class Evidence(BaseModel):
     """What was sent and what came back, for an auditor to check."""
 
@@ -165,6 +211,9 @@ class Finding(BaseModel):
     why: str | None = Field(default=None, description="why it matters: the severity rationale")
     remediation: str | None = None
     references: list[str] = Field(default_factory=list)
+    process: ProcessFacts | None = Field(
+        default=None, description="the local program holding the port (local audit)"
+    )
 
 
 class UnresolvedTargetResult(BaseModel):
@@ -240,5 +289,6 @@ class ScanDocument(BaseModel):
     unresolved: list[UnresolvedTargetResult] = Field(default_factory=list)
     results: list[PortResult]
     findings: list[Finding] = Field(default_factory=list)
+    local: LocalAudit | None = None
     summary: ScanSummary
     complete: bool = Field(description="false when the scan was interrupted or crashed")

@@ -332,6 +332,14 @@ def _no_profile_facts() -> Iterator[RegistryEntry]:
     return iter(())
 
 
+def _readable_file(path: Path) -> bool:
+    """A file we may read; a cache under a home we cannot enter counts as no cache."""
+    try:
+        return path.is_file() and os.access(path, os.R_OK)
+    except OSError:  # PermissionError from stat: is_file() lets it through
+        return False
+
+
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Bulk loads make tens of thousands of tuples: the cyclic GC would rescan them many times
@@ -366,7 +374,7 @@ def _load_first_source(
             tuple(parse_iana_csv(from_env)), RegistrySource("GHOSTPORT_REGISTRY", from_env)
         )
     cached = cache_file()
-    if cached.is_file():
+    if _readable_file(cached):
         try:
             entries = parse_iana_csv(cached)
         except RegistryError as exc:
@@ -375,7 +383,7 @@ def _load_first_source(
     facts = tuple(profile_facts())
     if facts:
         return Registry(facts, RegistrySource("profiles"))
-    if Path(services).is_file():
+    if _readable_file(Path(services)):
         return Registry(tuple(parse_etc_services(services)), RegistrySource(services, services))
     return Registry((), RegistrySource("none"))
 

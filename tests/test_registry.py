@@ -337,3 +337,21 @@ def test_registry_mistakes_are_one_line(
 
 def test_cache_dir_is_isolated_for_tests() -> None:
     assert "ghostport-test-cache-" in os.environ["GHOSTPORT_CACHE_DIR"]
+
+
+def test_an_unreadable_cache_counts_as_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a cache directory that cannot even be entered (another user's home)
+    locked = tmp_path / "locked"
+    (locked / "cache").mkdir(parents=True)
+    write_csv(locked / "cache" / "service-names-port-numbers.csv", "x,1,tcp,X,,,,,,,,")
+    monkeypatch.setenv("GHOSTPORT_CACHE_DIR", str(locked / "cache"))
+    monkeypatch.delenv("GHOSTPORT_REGISTRY", raising=False)
+    locked.chmod(0)
+    try:
+        if os.access(locked / "cache", os.R_OK):
+            pytest.skip("root reads everything: the lock cannot be shown as root")
+        assert load_registry(None, lambda: [], str(tmp_path / "none")).source.kind == "none"
+    finally:
+        locked.chmod(0o700)

@@ -27,6 +27,11 @@ COLUMNS = (
     "decoded",
     "remediation",
     "scan_id",
+    "pid",
+    "process_name",
+    "process_exe",
+    "process_cmdline",
+    "process_user",
 )
 
 
@@ -66,6 +71,17 @@ def render_csv(document: ScanDocument) -> str:
                 "; ".join(f"{k}={v}" for k, v in f.evidence.decoded.items()),
                 f.remediation,
                 document.scan.id,
+                *(
+                    (
+                        f.process.pid,
+                        f.process.name,
+                        f.process.exe,
+                        " ".join(f.process.cmdline),
+                        f.process.user,
+                    )
+                    if f.process
+                    else (None,) * 5
+                ),
             )
         )
     return out.getvalue()

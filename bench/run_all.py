@@ -1,0 +1,65 @@
+"""Run every benchmark and write bench/RESULTS.md: `sudo python3 bench/run_all.py`.
+
+Each benchmark prints a markdown table of ratios measured in the same run; this collects
+them, with the machine and versions, into RESULTS.md. About 10 minutes on 2 cores, most of
+it nmap's UDP version scan. Needs root (namespaces), gcc, nmap, nftables.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+STEPS = [
+    ("Sweeps: TCP and UDP against C loops and nmap; memory", ["sweep.py", "--with-nmap"]),
+    (
+        "The legacy-mgmt job over the emulated lab: ghostport against nmap -sT -sU -sV",
+        ["lab_vs_nmap.py", "--loss", "5"],
+    ),
+    ("Loading the IANA registry", ["registry_load.py"]),
+]
+
+
+def main() -> int:
+    sections = []
+    for title, command in STEPS:
+        print(f"running {' '.join(command)} ...", flush=True)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(HERE / command[0]), *command[1:]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            print(done.stdout, done.stderr, file=sys.stderr)
+            return 1
+        table = "\n".join(line for line in done.stdout.splitlines() if line.startswith("|"))
+        other = "\n".join(
+            line for line in done.stdout.splitlines() if line.strip() and not line.startswith("|")
+        )
+        sections.append(
+            f"## {title}\n\n`sudo python3 bench/{' '.join(command)}` "
+            f"({time.perf_counter() - start:.0f} s)\n\n{other}\n\n{table}\n"
+        )
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    header = (
+        "# Benchmark results\n\n"
+        f"Written by `sudo python3 bench/run_all.py` on {when}, "
+        f"{platform.node()}: {platform.machine()}, Linux {platform.release()}, Python "
+        f"{platform.python_version()}. Ratios are measured within one run; absolute rates "
+        "drift between runs on shared machines. See bench/README.md for what each measures "
+        "and the goals.\n"
+    )
+    (HERE / "RESULTS.md").write_text(header + "\n" + "\n".join(sections))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
