@@ -25,7 +25,6 @@ from scanner.models import (
     RegistryRef,
     ScanDocument,
     ScanInfo,
-    ScanOptions,
     Transport,
     Verdict,
 )
@@ -34,7 +33,7 @@ from scanner.probeset import build_probe_set
 from scanner.profiles import Profile, ServiceModel, ServiceStatus, merged
 from scanner.registry import Registry, describe_source
 from scanner.report.jsonfile import utc_timestamp
-from scanner.runner import PortAssembler, ScanTally, to_result
+from scanner.runner import PortAssembler, ScanTally, scan_options, to_result
 
 
 def _unprobed_finding(
@@ -148,16 +147,7 @@ async def run_local_audit(
             Transport.TCP: compress_ports(s.port for s in sockets if s.proto is Transport.TCP),
             Transport.UDP: compress_ports(s.port for s in sockets if s.proto is Transport.UDP),
         },
-        options=ScanOptions(
-            timeout_s=options.timeout,
-            retries=options.retries,
-            rate=options.rate,
-            max_inflight=options.max_inflight,
-            per_host=options.per_host,
-            seed=0,
-            all_states=False,
-            event_loop=event_loop,
-        ),
+        options=scan_options(options, 0, False, event_loop),
         profiles=[p.id for p in profiles],
         profile_hashes={p.id: p.sha256 for p in profiles},
         registry_source=describe_source(registry),

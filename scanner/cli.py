@@ -657,12 +657,6 @@ def _demo(argv: Sequence[str]) -> int:
         "Start the emulated lab, scan it with legacy-mgmt, and write an HTML and JSON report.",
     )
     parser.add_argument("--out", default=".", metavar="DIR", help="where to write the report (.)")
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="audit this machine instead: which process holds which orphaned port",
-    )
-    parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = parser.parse_args(argv)

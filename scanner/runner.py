@@ -164,6 +164,22 @@ def new_seed() -> int:
     return secrets.randbits(32)
 
 
+def scan_options(
+    options: EngineOptions, seed: int, all_states: bool, event_loop: str
+) -> ScanOptions:
+    """The engine settings as the JSON records them."""
+    return ScanOptions(
+        timeout_s=options.timeout,
+        retries=options.retries,
+        rate=options.rate,
+        max_inflight=options.max_inflight,
+        per_host=options.per_host,
+        seed=seed,
+        all_states=all_states,
+        event_loop=event_loop,
+    )
+
+
 def to_result(
     classified: PortClassification, hostname: str | None, registry: RegistryRef | None
 ) -> PortResult:
@@ -267,16 +283,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         targets=list(config.targets),
         excludes=list(config.excludes),
         ports=config.ports.describe(),
-        options=ScanOptions(
-            timeout_s=options.timeout,
-            retries=options.retries,
-            rate=options.rate,
-            max_inflight=options.max_inflight,
-            per_host=options.per_host,
-            seed=config.seed,
-            all_states=config.all_states,
-            event_loop=event_loop,
-        ),
+        options=scan_options(options, config.seed, config.all_states, event_loop),
         profiles=[p.id for p in config.profiles],
         profile_hashes={p.id: p.sha256 for p in config.profiles},
         registry_source=describe_source(config.registry) if config.registry else None,
