@@ -48,15 +48,23 @@ def expectations() -> dict[tuple[str, int, str], tuple[str, str | None]]:
     return wanted
 
 
-def accuracy(found: dict[tuple[str, int, str], tuple[str, str | None]]) -> tuple[int, int, int]:
+MISSED: dict[str, set[str]] = {}
+
+
+def accuracy(
+    found: dict[tuple[str, int, str], tuple[str, str | None]], scanner: str
+) -> tuple[int, int, int]:
     """(services right, services in the lab, open ports where nothing runs)."""
     wanted = expectations()
-    right = sum(
-        1
-        for key, (state, protocol) in wanted.items()
-        if found.get(key, ("closed", None))[0] == state
-        and (protocol is None or found.get(key, ("", None))[1] == protocol)
-    )
+    right = 0
+    for key, (state, protocol) in wanted.items():
+        got_state, got_protocol = found.get(key, ("closed", None))
+        if got_state == state and (protocol is None or got_protocol == protocol):
+            right += 1
+        else:
+            MISSED.setdefault(scanner, set()).add(
+                f"{key[1]}/{key[2]} {protocol or state} (got {got_state} {got_protocol or '-'})"
+            )
     extra = sum(1 for key, (state, _) in found.items() if key not in wanted and state == "open")
     return right, len(wanted), extra
 
@@ -74,7 +82,7 @@ def run_ghostport(ns: Namespace, hosts: str, folder: Path) -> tuple[float, tuple
         )
         for r in doc["results"]
     }
-    return wall, accuracy(found)
+    return wall, accuracy(found, "ghostport")
 
 
 def run_nmap(
@@ -99,7 +107,7 @@ def run_nmap(
             found[
                 (address.get("addr", ""), int(port.get("portid", "0")), port.get("protocol", ""))
             ] = (state.get("state", "") if state is not None else "", name)
-    return wall, accuracy(found)
+    return wall, accuracy(found, "nmap")
 
 
 def main() -> None:
@@ -141,6 +149,8 @@ def main() -> None:
             f"{n_wall:.1f} s | {n_right}/{total} (+{n_extra} extra open) | "
             f"{n_wall / g_wall:.0f}x |"
         )
+    for scanner, missed in sorted(MISSED.items()):
+        print(f"\n{scanner} missed (either run): {'; '.join(sorted(missed))}")
 
 
 if __name__ == "__main__":

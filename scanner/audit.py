@@ -111,10 +111,10 @@ async def run_local_audit(
             targets.extend(ProbeTarget(host, family, sock.port, sock.proto, i) for i in indexes)
         tally = ScanTally(1, len({(t.host, t.port, t.transport) for t in targets}))
 
-        def deliver(item: PortClassification, ref: RegistryRef | None, _: str | None) -> None:
+        def deliver(item: PortClassification) -> None:
             tally.record(item)
             key = (item.deciding.host, item.deciding.port, item.deciding.transport)
-            classified[key] = (item, ref)
+            classified[key] = (item, assembler.registry_ref(item.deciding))
 
         assembler = PortAssembler(probe_set, knowledge, registry, {}, deliver)
         engine = Engine(dataclasses.replace(options, exchanges=probe_set.exchanges), assembler.add)

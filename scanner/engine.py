@@ -32,6 +32,7 @@ from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Tran
 from scanner.transport import (
     LOCAL_RESOURCE_ERRNOS,
     SO_LINGER_RESET,
+    RawSocket,
     errno_name,
     local_error_outcome,
     open_tcp,
@@ -132,7 +133,7 @@ class _Flight:
         self.target = target
         self.exchange = exchange
         self.address = socket_address(target.family, target.host, target.port)
-        self.sock: socket.socket | None = None
+        self.sock: RawSocket | None = None
         self.fd = -1
         self.attempt = 0
         self.generation = 0
@@ -169,6 +170,9 @@ class Engine:
         self._pump_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._tick = min(0.05, max(0.002, options.timeout / 8))
+        # Built once: probe 0 (discovery) is most probes of a sweep.
+        self._discovery = {t: options.exchange(0, t) for t in Transport}
+        self._exchanges = options.exchanges
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -305,7 +309,9 @@ class Engine:
     def _start(self, target: ProbeTarget, reserved: bool) -> None:
         if not reserved:
             self._per_host[target.host] = self._per_host.get(target.host, 0) + 1
-        flight = _Flight(target, self._options.exchange(target.probe, target.transport))
+        probe = target.probe
+        exchange = self._exchanges[probe - 1] if probe else self._discovery[target.transport]
+        flight = _Flight(target, exchange)
         self._inflight += 1
         self._flights.add(flight)
         self.stats.started += 1

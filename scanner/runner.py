@@ -216,7 +216,7 @@ class PortAssembler:
         knowledge: Knowledge,
         registry: Registry | None,
         hostnames: dict[str, str],
-        deliver: Callable[[PortClassification, RegistryRef | None, str | None], None],
+        deliver: Callable[[PortClassification], None],
     ) -> None:
         self._probe_set = probe_set
         self._knowledge = knowledge
@@ -256,12 +256,26 @@ class PortAssembler:
             )
         return 1 + len(follow_ups)
 
+    def registry_ref(self, observation: PortObservation) -> RegistryRef | None:
+        """The registry entry of an observation's port."""
+        if self._registry is None:
+            return None
+        return self._registry.ref(observation.port, observation.transport)
+
+    def hostname(self, observation: PortObservation) -> str | None:
+        """The name the observation's address was resolved from, if any."""
+        return self._hostnames.get(observation.host)
+
     def _complete(self, observations: list[PortObservation]) -> None:
         first = observations[0]
-        registry = self._registry.ref(first.port, first.transport) if self._registry else None
-        hostname = self._hostnames.get(first.host)
-        classified = classify_port(observations, self._knowledge, registry, hostname)
-        self._deliver(classified, registry, hostname)
+        if len(observations) == 1 and first.state is not PortState.OPEN:
+            # The hot path of a sweep: nothing answered, so there is nothing to classify.
+            self._deliver(PortClassification(first, None, None, None))
+            return
+        classified = classify_port(
+            observations, self._knowledge, self.registry_ref(first), self.hostname(first)
+        )
+        self._deliver(classified)
 
 
 async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) -> EngineStats:
@@ -295,15 +309,18 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     observer.scan_started(info, unresolved, tally)
     listed_closed = config.all_states
 
-    def deliver(
-        classified: PortClassification, registry: RegistryRef | None, hostname: str | None
-    ) -> None:
+    def deliver(classified: PortClassification) -> None:
         tally.record(classified)
         if classified.finding is not None:
             observer.finding(classified.finding)
-        if classified.deciding.state is PortState.CLOSED and not listed_closed:
+        observation = classified.deciding
+        if observation.state is PortState.CLOSED and not listed_closed:
             return
-        observer.result(to_result(classified, hostname, registry))
+        observer.result(
+            to_result(
+                classified, assembler.hostname(observation), assembler.registry_ref(observation)
+            )
+        )
 
     assembler = PortAssembler(probe_set, knowledge, config.registry, resolved.hostnames, deliver)
     engine = Engine(options, assembler.add)
