@@ -33,7 +33,9 @@ from scanner.transport import (
     LOCAL_RESOURCE_ERRNOS,
     SO_LINGER_RESET,
     RawSocket,
+    ephemeral_ports,
     errno_name,
+    is_self_connected,
     local_error_outcome,
     open_tcp,
     open_udp,
@@ -122,6 +124,7 @@ class _Flight:
         "exchange",
         "fd",
         "generation",
+        "redone",
         "sock",
         "stage",
         "started",
@@ -141,6 +144,7 @@ class _Flight:
         self.started = 0.0
         self.buffer = b""
         self.watched = False
+        self.redone = 0
 
 
 class Engine:
@@ -173,6 +177,7 @@ class Engine:
         # Built once: probe 0 (discovery) is most probes of a sweep.
         self._discovery = {t: options.exchange(0, t) for t in Transport}
         self._exchanges = options.exchanges
+        self._ephemeral = ephemeral_ports()
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -416,7 +421,33 @@ class Engine:
         except Exception as exc:
             self._finish_error(flight, exc)
 
+    def _self_connected(self, flight: _Flight) -> bool:
+        """A probe that reached itself; only possible for a free port in the ephemeral range."""
+        return (
+            flight.target.port in self._ephemeral
+            and flight.sock is not None
+            and flight.redone < 3
+            and is_self_connected(flight.sock, flight.address)
+        )
+
+    def _redo(self, flight: _Flight) -> None:
+        """Run the same attempt again from a new socket, and so a new source port: the old
+        socket is held until then, so the kernel cannot hand out the same port again."""
+        flight.redone += 1
+        flight.attempt -= 1
+        self.stats.attempts -= 1
+        held = flight.sock
+        flight.sock, flight.watched = None, False
+        try:
+            self._attempt(flight)
+        finally:
+            if held is not None:
+                held.close()
+
     def _tcp_connected_or_done(self, flight: _Flight, state: PortState, reason: Reason) -> None:
+        if state is PortState.OPEN and self._self_connected(flight):
+            self._redo(flight)
+            return
         exchange = flight.exchange
         if state is not PortState.OPEN or not exchange.read:
             self._finish(flight, state, reason)
@@ -457,6 +488,9 @@ class Engine:
                 flight.target.family, flight.address, connected=not exchange.any_source_port
             )
             flight.sock, flight.fd, flight.stage = sock, sock.fileno(), _WAITING
+            if self._self_connected(flight):
+                self._redo(flight)
+                return
         try:
             if exchange.any_source_port:
                 sock.sendto(exchange.payload, flight.address)

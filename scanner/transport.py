@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import _socket
 import errno
+import functools
 import socket
 import struct
+from pathlib import Path
 
 from scanner.models import PortState, Reason
 
@@ -118,6 +120,8 @@ def open_udp(
             sock.setsockopt(_SOL_IPV6, IPV6_RECVERR, 1)
         if connected:
             sock.connect(address)
+        else:  # take the source port now, so a self-addressed probe can be seen and redone
+            sock.bind(("0.0.0.0", 0) if family == socket.AF_INET else ("::", 0))
     except BaseException:
         sock.close()
         raise
@@ -147,6 +151,29 @@ def _queued_icmp_reason(sock: RawSocket) -> Reason | None:
         elif origin == _ORIGIN_ICMP6 and icmp_type == 1:
             reason = _ICMP6_UNREACH.get(icmp_code, Reason.HOST_UNREACH)
     return reason
+
+
+@functools.cache
+def ephemeral_ports() -> range:
+    """The kernel's ephemeral port range: where a probe socket's own source port comes from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(49152, 65536)  # the IANA dynamic range, used by BSDs, macOS and Windows
+
+
+def is_self_connected(
+    sock: RawSocket, address: tuple[str, int] | tuple[str, int, int, int]
+) -> bool:
+    """True when the kernel gave the socket the very address and port it probes: a TCP
+    self-connect (simultaneous open) or a UDP socket that would hear its own datagram. It only
+    happens when the probed port is free, inside the ephemeral range, on this machine."""
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return False
+    return int(name[1]) == address[1] and str(name[0]) in (address[0], "0.0.0.0", "::")
 
 
 def errno_name(code: int) -> str:

@@ -97,3 +97,33 @@ def test_hostnames_resolve_once_and_failures_are_recorded(netns: Netns) -> None:
     assert [u["target"] for u in doc["unresolved"]] == ["no-such-host.test"]
     assert doc["summary"]["hosts"] == 2
     assert "no-such-host.test did not resolve" in stderr
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_probe_never_mistakes_itself_for_the_port(netns: Netns, loop: str) -> None:
+    """With a free port inside the ephemeral range, the kernel can give the probe socket that
+    very port as its source: TCP connects to itself, UDP hears its own datagram. Narrowing the
+    namespace's ephemeral range to the two probed ports makes that near-certain."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    netns.run("sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=40000 40001")
+    for _ in range(8):
+        code, doc, stderr = netns.scan(
+            "--loop",
+            loop,
+            "--all-states",
+            "--timeout",
+            "0.3",
+            "--retries",
+            "0",
+            "-p",
+            "40000,40001",
+            "127.0.0.1",
+        )
+        assert code == 0, stderr
+        assert sorted((r["port"], r["proto"], r["state"]) for r in doc["results"]) == [
+            (40000, "tcp", "closed"),
+            (40000, "udp", "closed"),
+            (40001, "tcp", "closed"),
+            (40001, "udp", "closed"),
+        ]
