@@ -26,7 +26,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
 from scanner.transport import (
@@ -111,7 +111,6 @@ class EngineStats:
     resource_waits: int = 0
     inflight_cap: int = 0
     peak_inflight: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 class _Flight:
@@ -635,8 +634,6 @@ class Engine:
         if flight.sock is None and flight not in self._flights:
             return
         message = f"{type(exc).__name__}: {exc}"
-        if len(self.stats.errors) < 20:
-            self.stats.errors.append(message)
         if flight.target.transport is Transport.TCP and flight.stage == _READING:
             state = PortState.OPEN
             reason = Reason.SYN_ACK

@@ -50,11 +50,6 @@ class ProbePlan:
         """(host, port, transport) triples; each UDP one may carry several probes."""
         return len(self.permutation)
 
-    def probe_count(self) -> int:
-        """Probes the plan sends before follow-ups: every UDP probe of every port counts."""
-        per_host = len(self.ports.tcp) + sum(len(self._udp_probes(p)) for p in self.ports.udp)
-        return self.targets.size * per_host
-
     def __iter__(self) -> Iterator[ProbeTarget]:
         pairs = self._pairs
         udp_probes = self._udp_probes

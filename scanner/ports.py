@@ -26,10 +26,6 @@ class PortSpec:
     tcp: tuple[int, ...] = ()
     udp: tuple[int, ...] = ()
 
-    def for_transport(self, transport: Transport) -> tuple[int, ...]:
-        """The ports selected for one transport."""
-        return self.tcp if transport is Transport.TCP else self.udp
-
     def __len__(self) -> int:
         return len(self.tcp) + len(self.udp)
 
