@@ -108,11 +108,14 @@ def c_rate(ns: Namespace, binary: Path, count: int) -> float:
     return probes / seconds
 
 
-def ghostport(ns: Namespace, args: list[str], loop: str) -> tuple[float, float, dict[str, int]]:
-    """Rate (probes/s over the scan itself), peak RSS in MB, and the state counts."""
+def ghostport(
+    ns: Namespace, args: list[str], loop: str
+) -> tuple[float, float, dict[str, int], float]:
+    """Rate (probes/s over the scan itself), peak RSS in MB, the state counts, and the rate
+    over the whole process's wall time (start-up included): what a user waits for."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scan.json"
-        _, _, rss = ns.measured(
+        _, wall, rss = ns.measured(
             sys.executable,
             "-m",
             "scanner",
@@ -129,7 +132,8 @@ def ghostport(ns: Namespace, args: list[str], loop: str) -> tuple[float, float, 
             *args,
         )
         summary = json.loads(out.read_text())["summary"]
-    return summary["probes_done"] / summary["duration_s"], rss, summary["states"]
+    in_scan = summary["probes_done"] / summary["duration_s"]
+    return in_scan, rss, summary["states"], summary["probes_done"] / wall
 
 
 def dgram_rows(ns: Namespace, limit: float, count: int) -> list[tuple[str, str, str]]:
@@ -218,15 +222,16 @@ def main() -> int:
                 (f"{proto} sweep {target}:{CLOSED_PORT}: C epoll loop", f"{limit:,.0f}/s", "100%")
             )
             for loop in ("uvloop", "asyncio"):
-                rate, rss, states = ghostport(
+                rate, rss, states, whole = ghostport(
                     ns, [f"--{proto.lower()}", "-p", str(CLOSED_PORT), target], loop
                 )
                 assert states["closed"] == count, states
                 rows.append(
                     (
-                        f"{proto} sweep: ghostport ({loop})",
-                        f"{rate:,.0f}/s",
-                        f"{rate / limit:.0%} of C, {rss:.0f} MB RSS",
+                        f"{proto} sweep: ghostport ({loop}), whole process",
+                        f"{whole:,.0f}/s",
+                        f"{whole / limit:.0%} of C (in-scan {rate:,.0f}/s, "
+                        f"{rate / limit:.0%}), {rss:.0f} MB RSS",
                     )
                 )
             if proto == "UDP":
@@ -238,7 +243,7 @@ def main() -> int:
                 )
         if not args.skip_memory:
             ports = f"{CLOSED_PORT}-{CLOSED_PORT + args.ports - 1}"
-            small_rate, small_rss, _ = ghostport(
+            small_rate, small_rss, _, _ = ghostport(
                 ns, ["--tcp", "-p", ports, f"{FIRST}/20"], "uvloop"
             )
             rows.append(
@@ -248,7 +253,7 @@ def main() -> int:
                     f"{small_rate:,.0f}/s",
                 )
             )
-            big_rate, big_rss, _ = ghostport(ns, ["--tcp", "-p", ports, target], "uvloop")
+            big_rate, big_rss, _, _ = ghostport(ns, ["--tcp", "-p", ports, target], "uvloop")
             rows.append(
                 (
                     f"memory: {target} x {args.ports} TCP ports",

@@ -20,32 +20,21 @@ from scanner.match import Match, match, printable
 from scanner.models import (
     Evidence,
     Finding,
+    LocalSocket,
     PortObservation,
     PortState,
+    ProbeInfo,
     RegistryRef,
     ServiceMatch,
+    Severity,
     Transport,
     Verdict,
 )
-from scanner.profiles import ServiceModel, ServiceStatus, Severity
+from scanner.profiles import ServiceModel, ServiceStatus
 
 RESPONSE_EVIDENCE_LIMIT = 4096
 SQUATTER_SEVERITY = Severity.MEDIUM
 _STATE_ORDER = (PortState.OPEN, PortState.CLOSED, PortState.FILTERED, PortState.OPEN_FILTERED)
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeInfo:
-    """A probe as classification needs it: the bytes it sent, and the ids of every profile
-    probe that sends exactly these bytes (identical probes share one exchange)."""
-
-    ids: tuple[str, ...]
-    payload: bytes
-
-    @property
-    def id(self) -> str:
-        """The first profile probe with these bytes."""
-        return self.ids[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +246,7 @@ def _finding(
         service_id=service.id if service else None,
         protocol=hit.protocol if hit else None,
         verdict=verdict,
-        severity=severity.value,
+        severity=severity,
         confidence=confidence,
         title=title,
         expected_service=expected.id if expected else None,
@@ -283,4 +272,31 @@ def _finding(
             "wanted, and move it to a port of its own or remove it."
         ),
         references=list(about.references) if about else [],
+    )
+
+
+def unprobed_local_finding(
+    sock: LocalSocket, owner: ServiceModel, registry: RegistryRef | None
+) -> Finding:
+    """A local socket on an obsolete service's port, found without (or despite) a probe."""
+    return Finding(
+        host=sock.address or "*",
+        port=sock.port,
+        proto=sock.proto,
+        service_id=None,
+        protocol=None,
+        verdict=Verdict.UNIDENTIFIED,
+        severity=owner.severity,
+        confidence=0.0,
+        title=f"A local process listens on {sock.port}/{sock.proto.value}, a port of {owner.name}",
+        expected_service=owner.id,
+        evidence=Evidence(probe=None, request_hex=None, response_hex=None, response_bytes=0),
+        registry=registry,
+        history=owner.history or None,
+        why="Nothing current should hold this port; find out which program does and why.",
+        remediation=(
+            "Check the program below: remove it if unwanted, or move it to a port of its own."
+        ),
+        references=list(owner.references),
+        process=sock.process,
     )

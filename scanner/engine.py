@@ -28,7 +28,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
+from scanner.models import (
+    ExchangeSpec,
+    PortObservation,
+    PortState,
+    ProbeTarget,
+    Reason,
+    Transport,
+)
 from scanner.transport import (
     LOCAL_RESOURCE_ERRNOS,
     SO_LINGER_RESET,
@@ -47,24 +54,9 @@ from scanner.transport import (
 _CONNECTING, _READING, _WAITING = 0, 1, 2
 _RESOURCE_BACKOFF_S = 0.02
 
-ObservationSink = Callable[[PortObservation], None]
-
-
-@dataclass(frozen=True, slots=True)
-class ExchangeSpec:
-    """What one probe does once it reaches its port.
-
-    TCP: connect; then, when `read` is set, send `payload` (if any) and read until the peer
-    closes, the read cap is reached or `wait` runs out (one deadline for the exchange).
-    UDP: send `payload` and wait for a reply. With `any_source_port`, the socket is not
-    connected, so a reply from another port of the same host counts (TFTP answers that way).
-    """
-
-    payload: bytes = b""
-    read: bool = False
-    wait: float | None = None
-    retries: int | None = None
-    any_source_port: bool = False
+# The sink takes each finished probe's observation and may return follow-up probes (the
+# exchanges an open port gets next); they run ahead of the plan. Most calls return None.
+ObservationSink = Callable[[PortObservation], Iterable[ProbeTarget] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +74,6 @@ class EngineOptions:
     per_host: int = 256
     read_limit: int = 8192
     banner_wait: float = 0.0
-    tcp_payload: bytes | None = None
     udp_payload: bytes = b""
     exchanges: tuple[ExchangeSpec, ...] = ()
 
@@ -92,8 +83,8 @@ class EngineOptions:
             return self.exchanges[index - 1]
         if transport is Transport.UDP:
             return ExchangeSpec(self.udp_payload)
-        reads = self.banner_wait > 0 or bool(self.tcp_payload)
-        return ExchangeSpec(self.tcp_payload or b"", reads, max(self.banner_wait, self.timeout))
+        reads = self.banner_wait > 0
+        return ExchangeSpec(b"", reads, max(self.banner_wait, self.timeout))
 
     def attempt_wait(self, attempt: int, exchange: ExchangeSpec | None = None) -> float:
         """Wait for attempt 1, 2, ...: the timeout, doubled for each retry."""
@@ -304,11 +295,6 @@ class Engine:
         finally:
             self._pumping = False
         self._check_done()
-
-    def submit(self, target: ProbeTarget) -> None:
-        """Add a probe while the scan runs (from the sink: a follow-up on an open port)."""
-        self._submitted.append(target)
-        self._schedule_pump()
 
     def _start(self, target: ProbeTarget, reserved: bool) -> None:
         if not reserved:
@@ -610,7 +596,7 @@ class Engine:
         target = flight.target
         self._release_host(target.host)
         try:
-            self._sink(
+            follow_ups = self._sink(
                 PortObservation(
                     target.host,
                     target.port,
@@ -627,6 +613,8 @@ class Engine:
         except BaseException as exc:
             self._fail_run(exc)
             return
+        if follow_ups:
+            self._submitted.extend(follow_ups)
         self._schedule_pump()
 
     def _finish_error(self, flight: _Flight, exc: BaseException) -> None:

@@ -1,12 +1,17 @@
 """Every exception ghostport raises on purpose.
 
     ScannerError                 a mistake the user can fix; the CLI prints one line and exits 2
-    ├── TargetSpecError          a target, exclude or target file the scanner cannot read
+    ├── UsageError               a command line that does not parse (unknown flag, missing value)
+    ├── TargetSpecError          a target, exclude or scope that cannot be read, or is out of scope
     ├── PortSpecError            a port specification outside 1-65535 or not in nmap syntax
     ├── InputFileError           a file named on the command line is missing or unreadable
+    ├── OutputFileError          an output path that cannot be written
     ├── ScanOptionError          an option value out of range (rate, timeout, ...)
     ├── RegistryError            a registry file that is malformed, truncated or unreachable
-    └── ProfileError             profiles that do not load; lists every problem at once
+    ├── ProfileError             profiles that do not load; lists every problem at once
+    ├── MissingToolError         a program or module the command needs is not installed
+    │                            (Chromium for --pdf, unshare for the lab, uvloop for --loop)
+    └── LabError                 the emulated lab cannot start (ports taken, no privilege)
 
 Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
 records them on the observation as a port state and a reason.
@@ -15,6 +20,10 @@ records them on the observation as a port state and a reason.
 
 class ScannerError(Exception):
     """A mistake in the user's input; the message is one full sentence naming the bad value."""
+
+
+class UsageError(ScannerError):
+    """A command-line mistake reported by the argument parser."""
 
 
 class TargetSpecError(ScannerError):
@@ -29,6 +38,10 @@ class InputFileError(ScannerError):
     """A file named on the command line cannot be read."""
 
 
+class OutputFileError(ScannerError):
+    """An output file cannot be created or written."""
+
+
 class ScanOptionError(ScannerError):
     """A scan option with a value out of its allowed range."""
 
@@ -39,3 +52,11 @@ class ProfileError(ScannerError):
 
 class RegistryError(ScannerError):
     """The port registry cannot be loaded or updated; the message names the file and line."""
+
+
+class MissingToolError(ScannerError):
+    """A program or Python module the command needs is not installed; says how to get it."""
+
+
+class LabError(ScannerError):
+    """The emulated lab cannot start: its ports are taken, or binding them is not allowed."""

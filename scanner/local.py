@@ -174,3 +174,27 @@ def probe_address(sock: LocalSocket) -> str:
 def this_host() -> str:
     """The machine's name, for the report."""
     return socket.gethostname() or sys.platform
+
+
+def port_holder(where: str) -> str:
+    """Who holds a lab port ('127.0.10.1 23/tcp'), as far as this user may see."""
+    host, _, port_proto = where.partition(" ")
+    port_text, _, proto = port_proto.partition("/")
+    kind = "tcp" if proto == "tcp" else "udp"
+    try:
+        connections = psutil.net_connections(kind=kind)
+    except (psutil.Error, OSError):
+        connections = []
+    for conn in connections:
+        if not conn.laddr or conn.laddr.port != int(port_text):
+            continue
+        if conn.laddr.ip != host and conn.laddr.ip not in _WILDCARDS:
+            continue
+        if conn.pid is None:
+            return "another process holds it (run as root to see which); stop it first"
+        try:
+            name = psutil.Process(conn.pid).name()
+        except psutil.Error:
+            name = "?"
+        return f"process {conn.pid} ({name}) holds it; stop it first"
+    return "another lab or service may hold it; stop it first"

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from scanner.profiles import MatcherModel, Severity
+from scanner.models import Severity
+from scanner.profiles import MatcherModel
 
 EXTRACT_LIMIT = 256
 _SNMP_OIDS = {

@@ -6,12 +6,19 @@ The engine's own values (`PortObservation`) are slotted dataclasses: cheap to cr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = "1.0"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """UTC time in a fixed-width ISO 8601 form: 2026-11-21T11:22:28.123456Z."""
+    return (moment or datetime.now(UTC)).strftime(TIMESTAMP_FORMAT)
 
 
 class Transport(StrEnum):
@@ -47,6 +54,24 @@ class Reason(StrEnum):
     ERROR = "error"
 
 
+class Severity(StrEnum):
+    """How much a finding matters, lowest first (as nuclei grades its templates)."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info up to 4 for critical."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+
+
 class Verdict(StrEnum):
     """What the answer on a port means for an audit (set by classification)."""
 
@@ -63,6 +88,37 @@ class ProbeTarget(NamedTuple):
     port: int
     transport: Transport
     probe: int = 0  # index of the exchange to run (0: discovery)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    """What one probe does once it reaches its port.
+
+    TCP: connect; then, when `read` is set, send `payload` (if any) and read until the peer
+    closes, the read cap is reached or `wait` runs out (one deadline for the exchange).
+    UDP: send `payload` and wait for a reply. With `any_source_port`, the socket is not
+    connected, so a reply from another port of the same host counts (TFTP answers that way).
+    """
+
+    payload: bytes = b""
+    read: bool = False
+    wait: float | None = None
+    retries: int | None = None
+    any_source_port: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeInfo:
+    """A probe as classification needs it: the bytes it sent, and the ids of every profile
+    probe that sends exactly these bytes (identical probes share one exchange)."""
+
+    ids: tuple[str, ...]
+    payload: bytes
+
+    @property
+    def id(self) -> str:
+        """The first profile probe with these bytes."""
+        return self.ids[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +149,23 @@ class RegistryRef(BaseModel):
     description: str
     assignee: str | None = None
     registration_date: str | None = None
+
+
+class RegistryRow(BaseModel):
+    """One registry entry as `ghostport registry` shows it, in text and in JSON."""
+
+    model_config = _FROZEN
+
+    port: str | None = Field(description="'391', '4795-4799', or null for a name-only row")
+    transport: str | None
+    name: str
+    description: str
+    assignee: str | None = None
+    contact: str | None = None
+    registration_date: str | None = None
+    modification_date: str | None = None
+    reference: str | None = None
+    notes: str | None = None
 
 
 class ServiceMatch(BaseModel):
@@ -199,7 +272,7 @@ class Finding(BaseModel):
     service_id: str | None
     protocol: str | None
     verdict: Verdict
-    severity: str
+    severity: Severity
     confidence: float = Field(ge=0.0, le=1.0)
     title: str
     expected_service: str | None = Field(
@@ -253,7 +326,10 @@ class ScanInfo(BaseModel):
     finished_at: str | None
     targets: list[str]
     excludes: list[str]
-    ports: dict[Transport, str]
+    ports: dict[Transport, str] = Field(description="ports per transport, as ranges: 1-3,7")
+    port_counts: dict[Transport, int] = Field(
+        default_factory=dict, description="how many ports per transport `ports` names"
+    )
     options: ScanOptions
     profiles: list[str] = Field(default_factory=list)
     profile_hashes: dict[str, str] = Field(
@@ -262,6 +338,28 @@ class ScanInfo(BaseModel):
     registry_source: str | None = Field(
         default=None, description="where the port registry came from (see `registry info`)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_ports_of_older_documents(cls, data: Any) -> Any:
+        """Documents written before `port_counts` existed get it from `ports`."""
+        if isinstance(data, dict) and "port_counts" not in data and "ports" in data:
+            ports = data["ports"]
+            if isinstance(ports, dict):
+                data = {**data, "port_counts": {k: _count_ranges(v) for k, v in ports.items()}}
+        return data
+
+
+def _count_ranges(spec: object) -> int:
+    """How many ports '1-3,7' names; 0 for anything that is not such a list."""
+    total = 0
+    for part in str(spec).split(","):
+        low, _, high = part.partition("-")
+        digits = low + high
+        if not (low and digits.isascii() and digits.isdigit()):
+            return 0
+        total += int(high or low) - int(low) + 1
+    return total
 
 
 class ScanSummary(BaseModel):

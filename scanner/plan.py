@@ -7,8 +7,10 @@ hosts and ports, and no list of probes ever exists in memory.
 
 from __future__ import annotations
 
+import itertools
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 
 from scanner.errors import ScanOptionError
 from scanner.models import ProbeTarget, Transport
@@ -19,18 +21,41 @@ from scanner.targets import TargetSet, format_address
 MAX_PROBES = 2**48
 _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 
+PortKey = tuple[str, int, Transport]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSlice:
+    """Part `part` of `parts` of one permutation: positions part, part + parts, part + 2 parts...
+
+    Disjoint slices of the same seeded permutation cover the scan exactly once (zmap's
+    sharding), so workers, shards and resumed scans all walk the one order.
+    """
+
+    part: int = 0
+    parts: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.part < self.parts:
+            raise ScanOptionError(f"slice {self.part} of {self.parts} does not exist")
+
+
+WHOLE = ScanSlice()
+
 
 class ProbePlan:
     """A lazily generated, seeded permutation of targets x ports x transports."""
 
-    __slots__ = ("_pairs", "_udp_probes", "permutation", "ports", "targets")
+    __slots__ = ("_done", "_pairs", "_udp_probes", "permutation", "ports", "slice", "targets")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the plan's inputs, in the order they narrow it
         self,
         targets: TargetSet,
         ports: PortSpec,
         seed: int,
         udp_probes: Callable[[int], tuple[int, ...]] = lambda port: (0,),
+        part: ScanSlice = WHOLE,
+        done: Collection[PortKey] = (),
     ) -> None:
         total = targets.size * len(ports)
         if total > MAX_PROBES:
@@ -45,10 +70,14 @@ class ProbePlan:
         ]
         self.permutation = CyclicPermutation(total, seed)
         self._udp_probes = udp_probes
+        self.slice = part
+        self._done = done
 
     def __len__(self) -> int:
-        """(host, port, transport) triples; each UDP one may carry several probes."""
-        return len(self.permutation)
+        """(host, port, transport) triples of this slice; each UDP one may carry several
+        probes. Triples already done (a resumed scan) are counted: they are skipped, not
+        forgotten."""
+        return len(range(self.slice.part, len(self.permutation), self.slice.parts))
 
     def __iter__(self) -> Iterator[ProbeTarget]:
         pairs = self._pairs
@@ -56,13 +85,19 @@ class ProbePlan:
         width = len(pairs)
         locate = self.targets.locate
         cache_index, cache_host, cache_family = -1, "", socket.AF_INET
-        for index in self.permutation:
+        done = self._done
+        walk: Iterator[int] = iter(self.permutation)
+        if self.slice.parts > 1:
+            walk = itertools.islice(walk, self.slice.part, None, self.slice.parts)
+        for index in walk:
             host_index, pair_index = divmod(index, width)
             if host_index != cache_index:
                 family, value = locate(host_index)
                 cache_index, cache_host = host_index, format_address(family, value)
                 cache_family = _FAMILY[family]
             transport, port = pairs[pair_index]
+            if done and (cache_host, port, transport) in done:
+                continue
             if transport is Transport.UDP:
                 # A port's probes go out together, so its observations complete together.
                 for probe in udp_probes(port):

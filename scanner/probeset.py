@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scanner.classify import ProbeInfo
-from scanner.engine import ExchangeSpec
-from scanner.models import Transport
+from scanner.models import ExchangeSpec, ProbeInfo, Transport
 from scanner.probes import build_payload
 from scanner.profiles import ProbeModel, ServiceModel, ServiceStatus
 

@@ -25,26 +25,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scanner.errors import ProfileError
-from scanner.models import Transport
+from scanner.models import Severity, Transport
 from scanner.registry import RegistryEntry
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _ID = r"^[a-z0-9][a-z0-9-]*$"
-
-
-class Severity(StrEnum):
-    """How bad a finding is, in the usual five steps."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """0 for info up to 4 for critical."""
-        return list(Severity).index(self)
 
 
 class ServiceStatus(StrEnum):

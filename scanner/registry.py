@@ -394,8 +394,14 @@ def update_cache(url: str = IANA_CSV_URL, timeout: float = 60.0) -> Registry:
     On any failure the old cache stays as it was and RegistryError says why.
     """
     target = cache_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".download-", suffix=".csv", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".download-", suffix=".csv", dir=target.parent)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot write the registry cache in {str(target.parent)!r}: {exc.strerror}; "
+            "set GHOSTPORT_CACHE_DIR to a writable directory"
+        ) from None
     try:
         with os.fdopen(handle, "wb") as out:
             try:

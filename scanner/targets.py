@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.errors import InputFileError, TargetSpecError
+from scanner.models import UnresolvedTargetResult
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _ALL_DIGITS_AND_DOTS = re.compile(r"^[0-9.]+$")
@@ -50,14 +51,6 @@ class TargetSpec:
     text: str
     blocks: tuple[AddressBlock, ...] = ()
     hostname: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnresolvedTarget:
-    """A hostname whose lookup failed; the scan goes on without it."""
-
-    target: str
-    error: str
 
 
 def _block_of(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> AddressBlock:
@@ -262,7 +255,7 @@ class ResolvedTargets:
 
     addresses: TargetSet
     hostnames: dict[str, str]
-    unresolved: tuple[UnresolvedTarget, ...]
+    unresolved: tuple[UnresolvedTargetResult, ...]
 
 
 def parse_scope(specs: Sequence[str]) -> list[AddressBlock]:
@@ -274,6 +267,21 @@ def parse_scope(specs: Sequence[str]) -> list[AddressBlock]:
             raise TargetSpecError(f"scope {spec!r} must be an address, CIDR block or range")
         blocks.extend(parsed.blocks)
     return blocks
+
+
+def in_scopes(address: str, scopes: Sequence[Sequence[AddressBlock]]) -> bool:
+    """True when every scope (none given: no limit) holds the address."""
+    if not scopes:
+        return True
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    value = int(parsed)
+    return all(
+        any(b.family == parsed.version and b.first <= value <= b.last for b in scope)
+        for scope in scopes
+    )
 
 
 def check_scope(targets: TargetSet, scope: Sequence[AddressBlock]) -> None:
@@ -326,7 +334,7 @@ async def build_target_set(
                 "refusing to scan without it"
             )
     unresolved = tuple(
-        UnresolvedTarget(item.text, failures[item.hostname])
+        UnresolvedTargetResult(target=item.text, error=failures[item.hostname])
         for item in parsed
         if item.hostname in failures
     )

@@ -6,7 +6,10 @@ import contextlib
 import selectors
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
+from scanner.lab.layout import LabService
+from scanner.models import PortResult
 
 
 class _ServerThread(threading.Thread):
@@ -91,3 +94,43 @@ def servers(*items: _ServerThread) -> Iterator[None]:
     finally:
         for item in items:
             item.stop()
+
+
+def score(
+    results: Iterable[PortResult], services: Iterable[LabService], hosts: list[str]
+) -> list[str]:
+    """How a scan of the lab differs from its known layout: one line per difference.
+
+    Each service must be found as its `expect` says ("legacy <service id>", "squatter
+    <protocol>", or a port state); any other open port on a lab host is a difference too.
+    """
+    found = {(r.host, r.port, r.proto.value): r for r in results}
+    problems: list[str] = []
+    expected_keys = set()
+    for service in services:
+        key = (service.host, service.port, service.transport)
+        expected_keys.add(key)
+        result = found.get(key)
+        where = f"{service.host} {service.port}/{service.transport} ({service.name})"
+        if result is None:
+            problems.append(f"{where}: expected {service.expect}, not listed (closed?)")
+            continue
+        verdict, _, what = service.expect.partition(" ")
+        if not what:
+            if result.state.value != service.expect:
+                problems.append(f"{where}: expected {service.expect}, got {result.state.value}")
+            continue
+        got_verdict = result.verdict.value if result.verdict else None
+        got_what = None
+        if result.service is not None:
+            got_what = result.service.id if verdict == "legacy" else result.service.protocol
+        if (got_verdict, got_what) != (verdict, what):
+            problems.append(
+                f"{where}: expected {service.expect}, got {result.state.value} "
+                f"{got_verdict} {got_what}"
+            )
+    lab = set(hosts)
+    for key, result in found.items():
+        if key[0] in lab and key not in expected_keys and result.state.value == "open":
+            problems.append(f"{key[0]} {key[1]}/{key[2]}: open, but nothing runs there")
+    return problems

@@ -36,7 +36,7 @@ def scan_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict
 
 def test_committed_schema_matches_the_models() -> None:
     assert SCHEMA_PATH.read_text() == render_schema(), (
-        "regenerate with: python -m scanner.report.schema"
+        "regenerate with: python scripts/write_schema.py"
     )
 
 

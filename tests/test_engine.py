@@ -12,7 +12,7 @@ import pytest
 
 from scanner.engine import Engine, EngineOptions
 from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
-from scanner.runner import loop_factory
+from scanner.scan import loop_factory
 from tests.support import TcpServer, UdpServer, closed_port, servers
 
 LOOPS = ["asyncio", "uvloop"]
@@ -232,7 +232,7 @@ def test_descriptor_exhaustion_slows_but_loses_nothing() -> None:
 
 
 def test_exchanges_reply_from_another_port_and_follow_ups(loop: str) -> None:
-    from scanner.engine import ExchangeSpec
+    from scanner.models import ExchangeSpec
 
     # Given a UDP server that answers from a second socket (a new port, as TFTP does),
     # and a TCP server that answers a request line
@@ -256,11 +256,12 @@ def test_exchanges_reply_from_another_port_and_follow_ups(loop: str) -> None:
     seen: list[PortObservation] = []
     _, factory = loop_factory(loop)
 
-    def sink(observation: PortObservation) -> None:
+    def sink(observation: PortObservation) -> list[ProbeTarget]:
         seen.append(observation)
         # When discovery finds the TCP port open, follow up with the request exchange
         if observation.transport is Transport.TCP and observation.probe == 0:
-            engine.submit(tcp(observation.port)._replace(probe=2))
+            return [tcp(observation.port)._replace(probe=2)]
+        return []
 
     engine = Engine(EngineOptions(timeout=1.0, exchanges=exchanges), sink)
     with servers(http), asyncio.Runner(loop_factory=factory) as runner:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from scanner.cli import ghostport_main
-from scanner.lab.layout import Lab, lab_hosts, lab_map, score
+from scanner.lab.layout import Lab, lab_hosts, lab_map
 from scanner.models import ScanDocument
 from tests.conftest import REPO, ImpairedLab
+from tests.support import score
 from tests.test_cli import validate
 
 needs_root = pytest.mark.skipif(

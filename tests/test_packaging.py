@@ -29,7 +29,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "scanner/cli.py" in names
+    assert "scanner/cli/__init__.py" in names
     assert "scanner/profiles/README.md" in names, "profiles/ is installed inside the package"
     assert "scanner/templates/README.md" in names, "templates/ is installed inside the package"
     assert "scanner/schema/scan-results.schema.json" in names

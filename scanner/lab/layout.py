@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import ipaddress
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scanner.errors import ScanOptionError
+from scanner.errors import LabError, ScanOptionError
 from scanner.lab.emulators import (
     LabService,
     TcpHandler,
@@ -40,7 +39,7 @@ from scanner.lab.emulators import (
     tftp_reply,
     time_bytes,
 )
-from scanner.models import PortResult
+from scanner.local import port_holder
 
 DEFAULT_BASE = "127.0.10.0"
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -139,18 +138,31 @@ class Lab:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> Lab:
-        """Bind every emulator; raises OSError when an address or port is taken."""
+        """Bind every emulator; LabError names the first port that cannot be bound and why."""
         plan = _plan(self.base)
+        where = ""
         try:
             for service, handler in plan.tcp:
+                where = f"{service.host} {service.port}/tcp"
                 self._servers.append(
                     await asyncio.start_server(handler, service.host, service.port)
                 )
             for service, reply, tftp in plan.udp:
+                where = f"{service.host} {service.port}/udp"
                 server = await bind_udp(service.host, service.port)
                 self._tasks.append(
                     asyncio.create_task(serve_udp(server, service.host, reply, tftp))
                 )
+        except PermissionError:
+            await self.close()
+            raise LabError(
+                "the lab binds privileged ports (23, 69, 79, 161, ...): run it as root"
+            ) from None
+        except OSError as exc:
+            await self.close()
+            raise LabError(
+                f"the lab cannot bind {where} ({exc.strerror}): {port_holder(where)}"
+            ) from None
         except BaseException:
             await self.close()
             raise
@@ -170,43 +182,3 @@ class Lab:
                 await server.wait_closed()
         self._servers.clear()
         self._tasks.clear()
-
-
-def score(
-    results: Iterable[PortResult], services: Iterable[LabService], hosts: list[str]
-) -> list[str]:
-    """How a scan of the lab differs from its known layout: one line per difference.
-
-    Each service must be found as its `expect` says ("legacy <service id>", "squatter
-    <protocol>", or a port state); any other open port on a lab host is a difference too.
-    """
-    found = {(r.host, r.port, r.proto.value): r for r in results}
-    problems: list[str] = []
-    expected_keys = set()
-    for service in services:
-        key = (service.host, service.port, service.transport)
-        expected_keys.add(key)
-        result = found.get(key)
-        where = f"{service.host} {service.port}/{service.transport} ({service.name})"
-        if result is None:
-            problems.append(f"{where}: expected {service.expect}, not listed (closed?)")
-            continue
-        verdict, _, what = service.expect.partition(" ")
-        if not what:
-            if result.state.value != service.expect:
-                problems.append(f"{where}: expected {service.expect}, got {result.state.value}")
-            continue
-        got_verdict = result.verdict.value if result.verdict else None
-        got_what = None
-        if result.service is not None:
-            got_what = result.service.id if verdict == "legacy" else result.service.protocol
-        if (got_verdict, got_what) != (verdict, what):
-            problems.append(
-                f"{where}: expected {service.expect}, got {result.state.value} "
-                f"{got_verdict} {got_what}"
-            )
-    lab = set(hosts)
-    for key, result in found.items():
-        if key[0] in lab and key not in expected_keys and result.state.value == "open":
-            problems.append(f"{key[0]} {key[1]}/{key[2]}: open, but nothing runs there")
-    return problems

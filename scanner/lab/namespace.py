@@ -17,7 +17,7 @@ import struct
 import sys
 from collections.abc import Sequence
 
-from scanner.errors import ScanOptionError
+from scanner.errors import MissingToolError
 
 INSIDE_FLAG = "--inside-private-namespace"
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
@@ -28,28 +28,26 @@ def needs_private_namespace() -> bool:
     return sys.platform.startswith("linux") and os.geteuid() != 0
 
 
-def reexec_in_private_namespace(argv: Sequence[str]) -> None:
-    """Replace this process with the same command inside a new user + network namespace."""
+def private_namespace_command(argv: Sequence[str]) -> list[str]:
+    """The command line that runs the same ghostport command inside a new user + network
+    namespace (the CLI execs it)."""
     unshare = shutil.which("unshare")
     if unshare is None:
-        raise ScanOptionError(
+        raise MissingToolError(
             "the lab binds privileged ports: run as root, or install util-linux (unshare) "
             "so ghostport can give it a private network namespace"
         )
-    os.execv(
+    return [
         unshare,
-        [
-            unshare,
-            "--user",
-            "--map-root-user",
-            "--net",
-            sys.executable,
-            "-m",
-            "scanner",
-            *argv,
-            INSIDE_FLAG,
-        ],
-    )
+        "--user",
+        "--map-root-user",
+        "--net",
+        sys.executable,
+        "-m",
+        "scanner",
+        *argv,
+        INSIDE_FLAG,
+    ]
 
 
 def bring_loopback_up() -> None:

@@ -112,7 +112,7 @@ def report_context(
     findings_by_host: dict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
         findings_by_host[finding.host].append(finding)
-    severity_counts = Counter(f.severity for f in findings)
+    severity_counts = Counter(f.severity.value for f in findings)
     verdict_counts = Counter(f.verdict.value for f in findings)
     listed_hosts = set(by_host)
     clean_targets = [

@@ -1,19 +1,18 @@
 """The scan's JSON document, written while the scan runs.
 
-On a file, the document on disk is valid JSON at every flush: results are appended in front
-of a trailer (`summary`, `"complete": false`) that is rewritten each time, so a crash or
-Ctrl-C leaves everything gathered so far in a file any JSON parser reads. `finished_at` is
+On a seekable file, the document on disk is valid JSON at every flush: results are appended
+in front of a trailer (`summary`, `"complete": false`) that is rewritten each time, so a crash
+or Ctrl-C leaves everything gathered so far in a file any JSON parser reads. `finished_at` is
 reserved as `null` plus padding in the header and overwritten in place at the end.
-On stdout (`-`) nothing can be rewritten, so the document is written once, at the end.
+On a stream that cannot seek (stdout, a pipe) nothing can be rewritten, so the document is
+written once, at the end. The writer is given its stream; it never opens or names a file.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import IO
 
 from pydantic import ValidationError
@@ -27,6 +26,7 @@ from scanner.models import (
     ScanInfo,
     ScanSummary,
     UnresolvedTargetResult,
+    utc_timestamp,
 )
 
 _PLACEHOLDER = "__finished_at__"
@@ -35,22 +35,17 @@ _FLUSH_INTERVAL_S = 0.25
 _FLUSH_BATCH = 2048
 
 
-def utc_timestamp(moment: datetime | None = None) -> str:
-    """UTC time in a fixed-width ISO 8601 form: 2026-11-21T11:22:28.123456Z."""
-    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class JsonResultWriter:
-    """Streams one scan's document to a path, or to stdout when path is '-'."""
+    """Streams one scan's document to a binary stream (rewritten in place where it seeks)."""
 
     def __init__(
         self,
-        path: str,
+        stream: IO[bytes],
         info: ScanInfo,
         unresolved: list[UnresolvedTargetResult],
         summary: Callable[[], ScanSummary],
     ) -> None:
-        self._path = path
+        self._stream = stream
         self._info = info
         self._unresolved = unresolved
         self._summary = summary
@@ -61,8 +56,8 @@ class JsonResultWriter:
         self._last_flush = time.monotonic()
         self._closed = False
         self._file: IO[bytes] | None = None
-        if path != "-":
-            self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        if _seekable(stream):
+            self._file = stream
             header = self._header()
             marker = header.index(json.dumps(_PLACEHOLDER))
             self._finished_offset = len(header[:marker].encode())
@@ -137,14 +132,22 @@ class JsonResultWriter:
         self.flush()
         if self._file is None:
             header = self._header().replace(json.dumps(_PLACEHOLDER), finished_at)
-            sys.stdout.write(header + ",\n".join(self._kept) + self._trailer(complete))
-            sys.stdout.flush()
+            text = header + ",\n".join(self._kept) + self._trailer(complete)
+            self._stream.write(text.encode())
+            self._stream.flush()
             return
         self._file.seek(self._trailer_offset)
         self._write_trailer(complete)
         self._file.seek(self._finished_offset)
         self._file.write(finished_at.encode())
-        self._file.close()
+        self._file.flush()
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return stream.seekable() and stream.tell() == 0
+    except OSError:
+        return False
 
 
 def load_document(path: str) -> ScanDocument:

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scanner.errors import ScannerError
+from scanner.errors import MissingToolError, OutputFileError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 HOW_TO_GET_CHROMIUM = (
@@ -32,10 +32,10 @@ def find_chromium() -> str | None:
 
 
 def print_pdf(html_path: str, pdf_path: str, timeout: float = 120) -> None:
-    """Print an HTML file to PDF; ScannerError says how to get Chromium where it is missing."""
+    """Print an HTML file to PDF; MissingToolError says how to get Chromium where it is missing."""
     chromium = find_chromium()
     if chromium is None:
-        raise ScannerError(HOW_TO_GET_CHROMIUM)
+        raise MissingToolError(HOW_TO_GET_CHROMIUM)
     with tempfile.TemporaryDirectory(prefix="ghostport-chromium-") as profile:
         command = [
             chromium,
@@ -58,9 +58,9 @@ def print_pdf(html_path: str, pdf_path: str, timeout: float = 120) -> None:
                 command, capture_output=True, text=True, timeout=timeout, check=False
             )
         except subprocess.TimeoutExpired:
-            raise ScannerError(
+            raise OutputFileError(
                 f"Chromium did not print {pdf_path!r} within {timeout:g} s"
             ) from None
     if done.returncode != 0 or not Path(pdf_path).is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ScannerError(f"Chromium could not print {pdf_path!r}: {last}")
+        raise OutputFileError(f"Chromium could not print {pdf_path!r}: {last}")

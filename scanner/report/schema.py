@@ -1,7 +1,7 @@
 """The JSON Schema of the scan document, generated from the result models.
 
 The committed copy is `scanner/schema/scan-results.schema.json`; a test fails when it drifts
-from the models. Regenerate with `python -m scanner.report.schema`.
+from the models. Regenerate with `python scripts/write_schema.py`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,3 @@ def results_schema() -> dict[str, Any]:
 def render_schema() -> str:
     """The schema as the committed file holds it."""
     return json.dumps(results_schema(), indent=2, sort_keys=True) + "\n"
-
-
-if __name__ == "__main__":
-    SCHEMA_PATH.write_text(render_schema(), encoding="utf-8")
-    print(SCHEMA_PATH)

@@ -69,7 +69,7 @@ def render_nmap_xml(document: ScanDocument) -> str:
                 "scaninfo",
                 type=kind,
                 protocol=proto,
-                numservices=str(_count_ports(selected)),
+                numservices=str(scan.port_counts.get(Transport(proto), 0)),
                 services=selected,
             )
     ET.SubElement(root, "verbose", level="0")
@@ -120,11 +120,3 @@ def render_nmap_xml(document: ScanDocument) -> str:
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"{_DOCTYPE}\n<!-- written by ghostport {__version__} in nmap's XML format -->\n{body}\n"
     )
-
-
-def _count_ports(spec: str) -> int:
-    total = 0
-    for part in spec.split(","):
-        low, _, high = part.partition("-")
-        total += int(high or low) - int(low) + 1
-    return total

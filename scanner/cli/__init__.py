@@ -1,0 +1,130 @@
+"""Command line: argv -> config -> scan. The one place that prints, reads the terminal or exits.
+
+    __init__   the entry points `scan_main` and `ghostport_main`, the error boundary, exit codes
+    options    every shared flag, defined once; --fail-on; scopes
+    console    the progress line, live lines and messages: the only writer to the terminal
+    outputs    output files: checked before the first probe, never losing results
+    scanning   `scan` and `ghostport local`
+    lookups    `ghostport registry` and `ghostport profiles`
+    reports    `ghostport report`
+    labs       `ghostport lab` and `ghostport demo`
+
+Exit codes: 0 scan completed; 1 a finding reached --fail-on; 2 a user mistake (one line on
+stderr); 3 an internal error (partial results are kept); 130 interrupted (partial results are
+kept, marked incomplete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from scanner import __version__
+from scanner.cli import options as opt
+from scanner.cli.console import err
+from scanner.errors import ScannerError
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = (
+    opt.EXIT_OK,
+    opt.EXIT_USAGE,
+    opt.EXIT_INTERNAL,
+    opt.EXIT_INTERRUPTED,
+)
+
+COMMANDS_HELP = """\
+commands:
+  scan      probe hosts: the `scan` command (see `ghostport scan -h`)
+  registry  look up the IANA port registry; show or update the copy in use
+  profiles  list the profiles of obsolete services, or show one
+  report    render a saved scan (RESULTS.json) as an HTML report
+  local     which process on this machine holds an orphaned registry port
+  lab       run the emulated legacy services until Ctrl-C
+  demo      start the lab, scan it, write ghostport-demo.html and .json"""
+
+
+def _command(name: str) -> Callable[[Sequence[str]], int] | None:
+    """The verb's function, imported only when it runs (start-up stays light)."""
+    if name == "scan":
+        from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
+
+        return lambda argv: run_scan_command(argv, "ghostport scan")
+    if name == "local":
+        from scanner.cli.scanning import local_command  # noqa: PLC0415
+
+        return local_command
+    if name in ("registry", "profiles"):
+        from scanner.cli import lookups  # noqa: PLC0415
+
+        return lookups.registry_command if name == "registry" else lookups.profiles_command
+    if name == "report":
+        from scanner.cli.reports import report_command  # noqa: PLC0415
+
+        return report_command
+    if name in ("lab", "demo"):
+        from scanner.cli import labs  # noqa: PLC0415
+
+        return labs.lab_command if name == "lab" else labs.demo_command
+    return None
+
+
+_VERBS = ("scan", "registry", "profiles", "report", "local", "lab", "demo")
+
+
+def _ghostport(argv: Sequence[str]) -> int:
+    parser = opt.Parser(
+        prog="ghostport",
+        description="ghostport: find legacy and orphaned registry services on your network.",
+        epilog=COMMANDS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
+    parser.add_argument("command", nargs="?", choices=_VERBS, help="what to do")
+    if not argv:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    command = _command(argv[0]) if argv[0] in _VERBS else None
+    if command is not None:
+        return command(argv[1:])
+    parser.parse_args(argv)
+    return EXIT_USAGE
+
+
+def _guarded(run: Callable[[], int], argv: Sequence[str], prog: str) -> int:
+    """The error boundary: user mistakes are one line and exit 2; nothing shows a traceback
+    unless --debug was given."""
+    debug = "--debug" in argv or bool(os.environ.get("GHOSTPORT_DEBUG"))
+    try:
+        return run()
+    except ScannerError as exc:
+        if debug:
+            traceback.print_exc()
+        err(f"{prog}: error: {' '.join(str(exc).splitlines())}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        err(f"{prog}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        return EXIT_INTERNAL
+
+
+def scan_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `scan` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+
+    def run() -> int:
+        from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
+
+        return run_scan_command(args, "scan")
+
+    return _guarded(run, args, "scan")
+
+
+def ghostport_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ghostport` command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _ghostport(args), args, "ghostport")
