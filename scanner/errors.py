@@ -39,3 +39,24 @@ class ProfileError(ScannerError):
 
 class RegistryError(ScannerError):
     """The port registry cannot be loaded or updated; the message names the file and line."""
+
+
+# Scan history (scanner/store). In the tree above:
+#   └── StoreError               the scan history database cannot be used
+#       ├── StoreURLError          a database URL that does not parse or names no supported database
+#       ├── StoreUnavailableError  the database cannot be opened, reached, migrated or written
+#       └── ScanRefError           an id, prefix, `last` or `previous` matching no scan or several
+class StoreError(ScannerError):
+    """The scan history database cannot be used; the message names it, never its password."""
+
+
+class StoreURLError(StoreError):
+    """A database URL that cannot be parsed, or names a database ghostport does not support."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be opened, reached, migrated or written."""
+
+
+class ScanRefError(StoreError):
+    """A scan reference that matches no scan in the database, or more than one."""
