@@ -185,6 +185,29 @@ def parse_url(text: str) -> URL:
     return url
 
 
+def make_engine(text: str) -> Engine:
+    """An engine set up as the store uses it (SQLite pragmas, PostgreSQL timeouts); the
+    schema is not touched (see `migrate`)."""
+    url = parse_url(text)
+    display = url.render_as_string(hide_password=True)
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = sa.create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+            _configure_sqlite(engine)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if "connect_timeout" not in url.query:
+            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (ImportError, sa_exc.NoSuchModuleError):
+        raise StoreURLError(
+            f"database {display!r} needs the PostgreSQL driver: "
+            "pip install 'ghostport-scanner[postgres]'"
+        ) from None
+    except sa_exc.ArgumentError as exc:
+        raise StoreURLError(f"database URL {display!r}: {_first_line(exc)}") from None
+
+
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations inside the package (no alembic.ini)."""
     config = Config()
@@ -663,29 +686,6 @@ class Store:
         if probes_done is not None:
             update["probes_done"] = insert.excluded.probes_done
         conn.execute(insert.on_conflict_do_update(index_elements=["scan_id"], set_=update))
-
-
-def make_engine(text: str) -> Engine:
-    """An engine set up as the store uses it (SQLite pragmas, PostgreSQL timeouts); the
-    schema is not touched (see `migrate`)."""
-    url = parse_url(text)
-    display = url.render_as_string(hide_password=True)
-    try:
-        if url.get_backend_name() == "sqlite":
-            engine = sa.create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
-            _configure_sqlite(engine)
-            return engine
-        connect_args: dict[str, Any] = {}
-        if "connect_timeout" not in url.query:
-            connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
-        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-    except (ImportError, sa_exc.NoSuchModuleError):
-        raise StoreURLError(
-            f"database {display!r} needs the PostgreSQL driver: "
-            "pip install 'ghostport-scanner[postgres]'"
-        ) from None
-    except sa_exc.ArgumentError as exc:
-        raise StoreURLError(f"database URL {display!r}: {_first_line(exc)}") from None
 
 
 def _configure_sqlite(engine: Engine) -> None:
