@@ -11,7 +11,11 @@
     ├── ProfileError             profiles that do not load; lists every problem at once
     ├── MissingToolError         a program or module the command needs is not installed
     │                            (Chromium for --pdf, unshare for the lab, uvloop for --loop)
-    └── LabError                 the emulated lab cannot start (ports taken, no privilege)
+    ├── LabError                 the emulated lab cannot start (ports taken, no privilege)
+    └── StoreError               the scan history database cannot be used
+        ├── StoreURLError        a database URL that does not parse or is not supported
+        ├── StoreUnavailableError  the database cannot be opened, reached, migrated or written
+        └── ScanRefError         an id, prefix, `last` or `previous` matching no scan or several
 
 Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
 records them on the observation as a port state and a reason.
@@ -60,3 +64,19 @@ class MissingToolError(ScannerError):
 
 class LabError(ScannerError):
     """The emulated lab cannot start: its ports are taken, or binding them is not allowed."""
+
+
+class StoreError(ScannerError):
+    """The scan history database cannot be used; the message names it, never its password."""
+
+
+class StoreURLError(StoreError):
+    """A database URL that cannot be parsed, or names a database ghostport does not support."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database cannot be opened, reached, migrated or written."""
+
+
+class ScanRefError(StoreError):
+    """A scan reference that matches no scan in the database, or more than one."""

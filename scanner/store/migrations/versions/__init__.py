@@ -1,0 +1,1 @@
+"""One file per schema revision, oldest first: r0001, r0002, ..."""
