@@ -24,9 +24,12 @@ def _terminal_uses(path: Path) -> list[str]:
     """`print(...)`, `sys.exit`, `os.exec*`, `sys.stdout`, `sys.stderr` in one module."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in ("print", "exit", "quit"):
-                found.append(f"{node.func.id}() at line {node.lineno}")
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("print", "exit", "quit")
+        ):
+            found.append(f"{node.func.id}() at line {node.lineno}")
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
             owner, name = node.value.id, node.attr
             if (owner == "sys" and name in ("exit", "stdout", "stderr", "__stdout__")) or (
@@ -88,7 +91,12 @@ def test_loop_uvloop_without_uvloop_is_a_clear_error() -> None:
         "raise SystemExit(scan_main(['--loop', 'uvloop', '-q', '-p', '1', '--tcp', '127.0.0.1']))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
     )
     # Then it is one line naming uvloop, exit 2
     assert done.returncode == 2, done.stderr
