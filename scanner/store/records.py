@@ -1,0 +1,222 @@
+"""What the history keeps, as values: the listing models, the rows built from result models,
+their sort orders and times, and the little the engine and the Store share. No database here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scanner.errors import StoreError
+from scanner.models import (
+    SCHEMA_VERSION,
+    Finding,
+    PortResult,
+    PortState,
+    ScanInfo,
+    ScanSummary,
+    Transport,
+    UnresolvedTargetResult,
+)
+
+WRITE_OPTION = "ghostport_write"
+"""Execution option on a connection whose transactions write (SQLite then BEGINs IMMEDIATE)."""
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""Times as the scan's JSON writes them."""
+
+_INT64 = 2**63
+
+
+class ScanRow(BaseModel):
+    """One scan in the history listing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    started_at: str
+    finished_at: str | None
+    complete: bool
+    targets: list[str]
+    excludes: list[str]
+    ports: dict[str, str]
+    profiles: list[str]
+    results: int = Field(description="results recorded (every port listed once)")
+    open: int = Field(description="results in state open")
+    findings: int
+    probes_done: int
+    probes_total: int | None = Field(description="from the latest summary, when one is known")
+
+
+class TimelineRow(BaseModel):
+    """What one scan recorded for one (host, port, transport)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scan_id: str
+    started_at: str
+    complete: bool
+    host: str
+    port: int
+    proto: Transport
+    state: PortState
+    reason: str
+    service: str | None
+    verdict: str | None
+
+
+class ScanProgress(BaseModel):
+    """How far a scan got: its last committed checkpoint and the probes done by then."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    checkpoint: dict[str, Any] | None
+    probes_done: int
+
+
+def result_sort_key(result: PortResult) -> tuple[tuple[int, int, str], int, str]:
+    """The order of results in a stored document: address, then port, then transport."""
+    return (_host_key(result.host), result.port, result.proto.value)
+
+
+def finding_sort_key(finding: Finding) -> tuple[tuple[int, int, str], int, str, str]:
+    """The order of findings in a stored document."""
+    return (_host_key(finding.host), finding.port, finding.proto.value, finding_key(finding))
+
+
+def finding_key(finding: Finding) -> str:
+    """What tells two findings on one port apart: the service, else the title."""
+    return finding.service_id if finding.service_id is not None else f"title:{finding.title}"
+
+
+def utc_now() -> str:
+    """The current UTC time as scan documents write times (2026-11-21T11:22:28.123456Z)."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+def first_line(error: BaseException | None) -> str:
+    """The first line of an error's message (its type name when it has none), for messages."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def utc_naive(moment: datetime) -> datetime:
+    """A time as the tables hold it: UTC without a zone."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def parse_time(scan_id: str, text: str) -> datetime:
+    """A scan's ISO 8601 time as the tables hold it; StoreError when it is not one."""
+    try:
+        return utc_naive(datetime.fromisoformat(text))
+    except ValueError:
+        raise StoreError(f"scan {scan_id!r}: time {text!r} is not in ISO 8601 form") from None
+
+
+def normal_host(host: str) -> str:
+    """A host as results record it: an address in compressed form, else the name as given."""
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).compressed
+    except ValueError:
+        return host.strip()
+
+
+def _host_key(host: str) -> tuple[int, int, str]:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return (99, 0, host)
+    return (address.version, int(address), "")
+
+
+def _scope(info: ScanInfo) -> dict[str, Any]:
+    return {
+        "targets": sorted(set(info.targets)),
+        "excludes": sorted(set(info.excludes)),
+        "ports": {k.value: v for k, v in sorted(info.ports.items())},
+    }
+
+
+def scan_row(
+    info: ScanInfo, unresolved: Sequence[UnresolvedTargetResult], complete: bool
+) -> dict[str, Any]:
+    """The `scans` row of a scan (without its summary and local audit)."""
+    scope = _scope(info)
+    seed = info.options.seed
+    return {
+        "id": info.id,
+        "started_at": parse_time(info.id, info.started_at),
+        "finished_at": parse_time(info.id, info.finished_at) if info.finished_at else None,
+        "complete": complete,
+        "scope_key": hashlib.sha256(
+            json.dumps(scope, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest(),
+        "scope": scope,
+        "targets": list(info.targets),
+        "profiles": list(info.profiles),
+        "seed": seed if -_INT64 <= seed < _INT64 else None,
+        "options": info.options.model_dump(mode="json"),
+        "info": info.model_dump(mode="json"),
+        "unresolved": [u.model_dump(mode="json") for u in unresolved],
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def result_row(scan_id: str, result: PortResult) -> dict[str, Any]:
+    """The `results` row of one port result."""
+    service = result.service
+    return {
+        "scan_id": scan_id,
+        "host": result.host,
+        "proto": result.proto.value,
+        "port": result.port,
+        "state": result.state.value,
+        "reason": result.reason.value,
+        "service": (service.id or service.protocol) if service is not None else None,
+        "verdict": result.verdict.value if result.verdict is not None else None,
+        "data": result.model_dump(mode="json"),
+    }
+
+
+def finding_row(scan_id: str, finding: Finding) -> dict[str, Any]:
+    """The `findings` row of one finding."""
+    return {
+        "scan_id": scan_id,
+        "host": finding.host,
+        "proto": finding.proto.value,
+        "port": finding.port,
+        "key": finding_key(finding),
+        "service_id": finding.service_id,
+        "severity": finding.severity,
+        "verdict": finding.verdict.value,
+        "data": finding.model_dump(mode="json"),
+    }
+
+
+def counted_summary(
+    results: list[PortResult], findings: list[Finding], probes_done: int
+) -> ScanSummary:
+    """A summary for a scan that never stored one: counted from what was recorded."""
+    by_proto = {t: dict.fromkeys(PortState, 0) for t in Transport}
+    for result in results:
+        by_proto[result.proto][result.state] += 1
+    done = max(probes_done, len(results))
+    return ScanSummary(
+        hosts=len({r.host for r in results}),
+        probes_total=done,
+        probes_done=done,
+        states={s: sum(by_proto[t][s] for t in Transport) for s in PortState},
+        states_by_proto=by_proto,
+        findings_by_severity=dict(Counter(f.severity for f in findings)),
+        findings_by_verdict=dict(Counter(f.verdict.value for f in findings)),
+        duration_s=0.0,
+    )
