@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from scanner.errors import ScanOptionError
 from scanner.models import ProbeTarget, Transport
@@ -43,10 +44,45 @@ class ScanSlice:
 WHOLE = ScanSlice()
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where an interrupted scan stopped, in positions of its slice of the permutation:
+    every position below `watermark` is finished, and so is every position in `above`."""
+
+    watermark: int = 0
+    above: frozenset[int] = field(default_factory=frozenset)
+
+    def to_json(self) -> dict[str, Any]:
+        """The checkpoint as the history database stores it."""
+        return {"watermark": self.watermark, "above": sorted(self.above)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> ResumePoint:
+        """A stored checkpoint; anything malformed means 'from the start'."""
+        if not data:
+            return cls()
+        watermark, above = data.get("watermark"), data.get("above")
+        if not isinstance(watermark, int) or not isinstance(above, list):
+            return cls()
+        return cls(watermark, frozenset(p for p in above if isinstance(p, int)))
+
+
+START = ResumePoint()
+
+
 class ProbePlan:
     """A lazily generated, seeded permutation of targets x ports x transports."""
 
-    __slots__ = ("_done", "_pairs", "_udp_probes", "permutation", "ports", "slice", "targets")
+    __slots__ = (
+        "_pairs",
+        "_udp_probes",
+        "permutation",
+        "ports",
+        "position",
+        "resume",
+        "slice",
+        "targets",
+    )
 
     def __init__(  # noqa: PLR0917 - the plan's inputs, in the order they narrow it
         self,
@@ -55,7 +91,7 @@ class ProbePlan:
         seed: int,
         udp_probes: Callable[[int], tuple[int, ...]] = lambda port: (0,),
         part: ScanSlice = WHOLE,
-        done: Collection[PortKey] = (),
+        resume: ResumePoint = START,
     ) -> None:
         total = targets.size * len(ports)
         if total > MAX_PROBES:
@@ -71,12 +107,12 @@ class ProbePlan:
         self.permutation = CyclicPermutation(total, seed)
         self._udp_probes = udp_probes
         self.slice = part
-        self._done = done
+        self.resume = resume
+        self.position = -1  # of the (host, port, transport) last yielded, within the slice
 
     def __len__(self) -> int:
         """(host, port, transport) triples of this slice; each UDP one may carry several
-        probes. Triples already done (a resumed scan) are counted: they are skipped, not
-        forgotten."""
+        probes. Triples a resumed scan already finished are counted: skipped, not forgotten."""
         return len(range(self.slice.part, len(self.permutation), self.slice.parts))
 
     def __iter__(self) -> Iterator[ProbeTarget]:
@@ -85,19 +121,23 @@ class ProbePlan:
         width = len(pairs)
         locate = self.targets.locate
         cache_index, cache_host, cache_family = -1, "", socket.AF_INET
-        done = self._done
         walk: Iterator[int] = iter(self.permutation)
         if self.slice.parts > 1:
             walk = itertools.islice(walk, self.slice.part, None, self.slice.parts)
-        for index in walk:
+        start, above = self.resume.watermark, self.resume.above
+        if start:
+            walk = itertools.islice(walk, start, None)
+        last_above = max(above, default=-1)
+        for position, index in enumerate(walk, start):
+            if position <= last_above and position in above:
+                continue
+            self.position = position
             host_index, pair_index = divmod(index, width)
             if host_index != cache_index:
                 family, value = locate(host_index)
                 cache_index, cache_host = host_index, format_address(family, value)
                 cache_family = _FAMILY[family]
             transport, port = pairs[pair_index]
-            if done and (cache_host, port, transport) in done:
-                continue
             if transport is Transport.UDP:
                 # A port's probes go out together, so its observations complete together.
                 for probe in udp_probes(port):

@@ -12,8 +12,8 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Callable, Collection, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from scanner import __version__
@@ -40,7 +40,7 @@ from scanner.models import (
     Verdict,
     utc_timestamp,
 )
-from scanner.plan import WHOLE, PortKey, ProbePlan, ScanSlice
+from scanner.plan import START, WHOLE, PortKey, ProbePlan, ResumePoint, ScanSlice
 from scanner.ports import PortSpec, compress_ports
 from scanner.profiles import Profile, ServiceStatus
 from scanner.registry import Registry, describe_source
@@ -67,7 +67,58 @@ class ScanConfig:
     registry: Registry | None = None
     profiles: tuple[Profile, ...] = ()
     part: ScanSlice = WHOLE
-    done: Collection[PortKey] = field(default_factory=frozenset)
+    resume: ResumeState | None = None
+    checkpoints: bool = False  # track which plan positions are finished (history, resume)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """An interrupted scan to continue: its id and start, where it stopped, and its counts then
+    (the results it had are replayed by the caller, not probed again)."""
+
+    scan_id: str
+    started_at: str
+    point: ResumePoint
+    summary: ScanSummary | None = None
+
+
+class PlanProgress:
+    """Which positions of the plan are finished: a watermark below which all are, and the
+    finished ones above it (as many as are in flight, at most). That pair is the checkpoint a
+    scan resumes from."""
+
+    def __init__(self, plan: ProbePlan) -> None:
+        self._plan = plan
+        self._pending: dict[PortKey, int] = {}
+        self._above: set[int] = set(plan.resume.above)
+        self.watermark = plan.resume.watermark
+        self._advance()
+
+    def walk(self) -> Iterator[ProbeTarget]:
+        """The plan's probes, noting the position of each port as it goes out."""
+        plan, pending = self._plan, self._pending
+        for target in plan:
+            key = (target.host, target.port, target.transport)
+            if key not in pending:
+                pending[key] = plan.position
+            yield target
+
+    def finish(self, key: PortKey) -> None:
+        """A port of the plan is finished (follow-ups included)."""
+        position = self._pending.pop(key, None)
+        if position is not None:
+            self._above.add(position)
+            self._advance()
+
+    def _advance(self) -> None:
+        above = self._above
+        while self.watermark in above:
+            above.discard(self.watermark)
+            self.watermark += 1
+
+    def checkpoint(self) -> ResumePoint:
+        """Where a scan interrupted now would resume."""
+        return ResumePoint(self.watermark, frozenset(self._above))
 
 
 class ScanTally:
@@ -81,6 +132,22 @@ class ScanTally:
         self.counts: dict[tuple[Transport, PortState], int] = {}
         self.severities: dict[Severity, int] = {}
         self.verdicts: dict[Verdict, int] = {}
+        self.checkpoint: Callable[[], ResumePoint] | None = None
+
+    def restore(self, summary: ScanSummary) -> None:
+        """Continue the counts of an interrupted scan."""
+        self.done = summary.probes_done
+        for transport, states in summary.states_by_proto.items():
+            for state, n in states.items():
+                if n:
+                    self.counts[transport, state] = n
+        for severity, n in summary.findings_by_severity.items():
+            if n and severity in Severity.__members__.values():
+                self.severities[Severity(severity)] = n
+        for verdict, n in summary.findings_by_verdict.items():
+            if n and verdict in Verdict.__members__.values():
+                self.verdicts[Verdict(verdict)] = n
+        self.started -= summary.duration_s
 
     def record(self, classified: PortClassification) -> None:
         """Count one finished port, and its finding."""
@@ -220,13 +287,14 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         config.targets, config.excludes, config.resolve_timeout, config.scopes
     )
     judge = Judge.of(config.profiles)
+    resume = config.resume
     plan = ProbePlan(
         resolved.addresses,
         config.ports,
         config.seed,
         judge.probe_set.for_udp,
         config.part,
-        config.done,
+        resume.point if resume else START,
     )
     options = replace(config.engine, exchanges=judge.probe_set.exchanges)
     info = _scan_info(
@@ -237,10 +305,16 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         scan_options(options, config.seed, config.all_states, event_loop),
         config.profiles,
         config.registry,
-        utc_timestamp(),
+        resume.started_at if resume else utc_timestamp(),
     )
+    if resume:
+        info = info.model_copy(update={"id": resume.scan_id})
     tally = ScanTally(resolved.addresses.size, len(plan))
-    tally.done = len(config.done)
+    if resume and resume.summary:
+        tally.restore(resume.summary)
+    progress = PlanProgress(plan) if config.checkpoints else None
+    if progress is not None:
+        tally.checkpoint = progress.checkpoint
     observer.scan_started(info, list(resolved.unresolved), tally)
     listed_closed = config.all_states
 
@@ -249,19 +323,22 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         if classified.finding is not None:
             observer.finding(classified.finding)
         observation = classified.deciding
-        if observation.state is PortState.CLOSED and not listed_closed:
-            return
-        observer.result(
-            to_result(
-                classified, assembler.hostname(observation), assembler.registry_ref(observation)
+        if observation.state is not PortState.CLOSED or listed_closed:
+            observer.result(
+                to_result(
+                    classified,
+                    assembler.hostname(observation),
+                    assembler.registry_ref(observation),
+                )
             )
-        )
+        if progress is not None:
+            progress.finish((observation.host, observation.port, observation.transport))
 
     assembler = PortAssembler(judge, config.registry, resolved.hostnames, deliver)
     engine = Engine(options, assembler.add)
     stop_progress = _run_progress(observer, tally)
     try:
-        return await engine.run(plan)
+        return await engine.run(progress.walk() if progress is not None else plan)
     finally:
         stop_progress()
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.postgres import PostgresServer, postgres_unavailable_reason
+
 REPO = Path(__file__).resolve().parent.parent
 _COUNTER = itertools.count()
 
@@ -25,6 +27,9 @@ os.environ["GHOSTPORT_SCOPE"] = LOOPBACK_SCOPE
 # Tests never read or write the user's registry cache, and choose their registry explicitly.
 os.environ["GHOSTPORT_CACHE_DIR"] = tempfile.mkdtemp(prefix="ghostport-test-cache-")
 os.environ.pop("GHOSTPORT_REGISTRY", None)
+# Scans record their history: into a database of the test run's own, never the user's.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ghostport-test-data-")
+os.environ.pop("GHOSTPORT_DB", None)
 
 # The IANA registry snapshot shared beside the repository (third-party data: never copied in).
 REGISTRY_SNAPSHOT = Path(
@@ -220,3 +225,27 @@ def impaired_lab(netns: Netns) -> ImpairedLab:
     else:
         pytest.fail(f"the lab did not start: {process.stderr.read() if process.stderr else ''}")
     return ImpairedLab(netns, base)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, stopped by its PID at the end (also on failure)."""
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        (tmp_path / "history").mkdir(exist_ok=True)
+        return f"sqlite:///{tmp_path / 'history' / 'scans.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

@@ -46,7 +46,6 @@ from scanner.store.database import (
 from scanner.store.diff import diff_documents, render_diff_text
 from scanner.store.writer import StoreWriter
 from tests.conftest import REPO
-from tests.postgres import PostgresServer, postgres_unavailable_reason
 from tests.store_child import finding, numbered_result, port_result, scan_info, summary
 
 SCAN_A = "aaaa1111-0000-4000-8000-000000000001"
@@ -58,29 +57,6 @@ SCAN_E = "dddd5555-0000-4000-8000-000000000005"
 
 def at(minute: int) -> str:
     return f"2026-03-01T10:{minute:02d}:00.000000Z"
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session, stopped by its PID at the end (also on failure)."""
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'history' / 'scans.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.new_database()
 
 
 @pytest.fixture
@@ -488,7 +464,7 @@ def test_sigkill_loses_only_the_batch_in_flight(store: Store, db_url: str) -> No
 
 def test_two_processes_write_at_once(db_url: str) -> None:
     if db_url.startswith("sqlite:///"):
-        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     batch, batches = 100, 20
     # Given two processes that open the same new database and write when both are ready
     processes = [child("write", db_url, sid, batch, batches) for sid in (SCAN_A, SCAN_B)]
@@ -541,7 +517,7 @@ _RESULTS_0001 = sa.table(
 
 def test_database_of_an_older_schema_is_upgraded_on_open(db_url: str) -> None:
     if db_url.startswith("sqlite:///"):
-        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     saved = saved_document()
     engine = make_engine(db_url)
     try:

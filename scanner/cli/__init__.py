@@ -6,6 +6,7 @@
     outputs    output files: checked before the first probe, never losing results
     scanning   `scan` and `ghostport local`
     lookups    `ghostport registry` and `ghostport profiles`
+    history    `ghostport history`, `diff`, `resume` and `import`: the scan history database
     reports    `ghostport report`
     labs       `ghostport lab` and `ghostport demo`
 
@@ -41,6 +42,10 @@ commands:
   profiles  list the profiles of obsolete services, or show one
   report    render a saved scan (RESULTS.json) as an HTML report
   local     which process on this machine holds an orphaned registry port
+  history   list recorded scans, or a host's or port's timeline across them
+  diff      compare two scans (ids, last, previous, or JSON files); exit 1 when they differ
+  resume    continue an interrupted scan with its seed and options
+  import    store saved scans (JSON) in the history
   lab       run the emulated legacy services until Ctrl-C
   demo      start the lab, scan it, write ghostport-demo.html and .json"""
 
@@ -63,6 +68,15 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
         from scanner.cli.reports import report_command  # noqa: PLC0415
 
         return report_command
+    if name in ("history", "diff", "resume", "import"):
+        from scanner.cli import history  # noqa: PLC0415
+
+        return {
+            "history": history.history_command,
+            "diff": history.diff_command,
+            "resume": history.resume_command,
+            "import": history.import_command,
+        }[name]
     if name in ("lab", "demo"):
         from scanner.cli import labs  # noqa: PLC0415
 
@@ -70,7 +84,19 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
     return None
 
 
-_VERBS = ("scan", "registry", "profiles", "report", "local", "lab", "demo")
+_VERBS = (
+    "scan",
+    "registry",
+    "profiles",
+    "report",
+    "local",
+    "history",
+    "diff",
+    "resume",
+    "import",
+    "lab",
+    "demo",
+)
 
 
 def _ghostport(argv: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from scanner.models import (
     Finding,
     PortResult,
     PortState,
+    ScanDocument,
     ScanInfo,
     Severity,
     UnresolvedTargetResult,
@@ -40,9 +41,14 @@ class ConsoleObserver:
     """Feeds the JSON writer, streams open ports and findings, draws the progress line."""
 
     def __init__(
-        self, json_stream: IO[bytes] | None, show_progress: bool, list_ports: bool
+        self,
+        json_stream: IO[bytes] | None,
+        show_progress: bool,
+        list_ports: bool,
+        replay: ScanDocument | None = None,
     ) -> None:
         self.json_stream = json_stream
+        self.replay = replay
         self.writer: JsonResultWriter | None = None
         self.tally: ScanTally | None = None
         self.show_progress = show_progress
@@ -62,6 +68,16 @@ class ConsoleObserver:
             )
         if self.json_stream is not None:
             self.writer = JsonResultWriter(self.json_stream, info, unresolved, tally.summary)
+        if self.replay is not None:
+            # A resumed scan: what was found before the interruption, once, in this document
+            self._message(
+                f"resuming scan {info.id}: {len(self.replay.results):,} results and "
+                f"{len(self.replay.findings):,} findings recorded before"
+            )
+            for result in self.replay.results:
+                self.result(result)
+            for finding in self.replay.findings:
+                self.finding(finding)
 
     def result(self, result: PortResult) -> None:
         if self.writer is not None:

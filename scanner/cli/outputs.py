@@ -14,9 +14,12 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from pydantic import BaseModel
 
 from scanner.cli.console import err
 from scanner.cli.options import REPORT_KINDS, wants_reports
@@ -83,6 +86,7 @@ class Outputs:
     stream: IO[bytes] | None = None
     spare: str | None = None
     mirror: IO[bytes] | None = None  # gets the spare's document at the end (stdout, a device)
+    changes: Callable[[ScanDocument], BaseModel | None] | None = None
     _owned: list[IO[bytes]] = field(default_factory=list)
 
     @property
@@ -108,7 +112,10 @@ class Outputs:
             self.discard_spare()
             return
         try:
-            write_reports(load_document(path), self.args)
+            document = load_document(path)
+            wants_changes = self.changes is not None and (self.args.html or self.args.pdf)
+            changes = self.changes(document) if self.changes and wants_changes else None
+            write_reports(document, self.args, changes)
         except OutputFileError as exc:
             if self.spare:
                 raise OutputFileError(f"{exc}; the results are kept in {self.spare!r}") from None
@@ -158,11 +165,13 @@ def prepare_outputs(args: argparse.Namespace) -> Outputs:
     return outputs
 
 
-def write_reports(document: ScanDocument, args: argparse.Namespace) -> None:
+def write_reports(
+    document: ScanDocument, args: argparse.Namespace, changes: BaseModel | None = None
+) -> None:
     """Every report the arguments ask for, from one scan document."""
     title, org = getattr(args, "title", None), getattr(args, "org", None)
     if args.html:
-        write_text(args.html, render_html(document, title, org), "--html")
+        write_text(args.html, render_html(document, title, org, changes), "--html")
     if args.csv:
         write_text(args.csv, render_csv(document), "--csv")
     if args.xml:
@@ -175,5 +184,5 @@ def write_reports(document: ScanDocument, args: argparse.Namespace) -> None:
             return
         with tempfile.TemporaryDirectory(prefix="ghostport-") as folder:
             page = str(Path(folder) / "report.html")
-            write_text(page, render_html(document, title, org), "the PDF's page")
+            write_text(page, render_html(document, title, org, changes), "the PDF's page")
             print_pdf(page, args.pdf)

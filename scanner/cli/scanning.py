@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from scanner import __version__
 from scanner.cli import options as opt
 from scanner.cli.console import ConsoleObserver, out, stderr_is_terminal
 from scanner.cli.outputs import Outputs, prepare_outputs
+from scanner.cli.recording import FinishingObserver, History, ObserverHub
 from scanner.engine import EngineOptions
 from scanner.errors import UsageError
 from scanner.models import Transport
@@ -93,6 +95,18 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="record the scan in this history database: sqlite:///PATH or postgresql://... "
+        "(default $GHOSTPORT_DB, else $XDG_DATA_HOME/ghostport/scans.db)",
+    )
+    parser.add_argument("--no-db", action="store_true", help="do not record the scan")
+    parser.add_argument(
+        "--resume",
+        metavar="ID",
+        help="continue the interrupted scan ID with its own seed and options",
+    )
     opt.add_debug_flag(parser)
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
     return parser
@@ -163,7 +177,9 @@ class _Interrupts:
 
 
 def drive(
-    scan: Callable[[str], Coroutine[Any, Any, object]], event_loop: str, observer: ConsoleObserver
+    scan: Callable[[str], Coroutine[Any, Any, object]],
+    event_loop: str,
+    observer: FinishingObserver,
 ) -> bool:
     """Run a scan coroutine; True when it completed. Ctrl-C and SIGTERM keep what was gathered."""
     interrupts = _Interrupts()
@@ -187,26 +203,39 @@ def drive(
 def run_scan_command(argv: Sequence[str], prog: str) -> int:
     """The `scan` command."""
     args = build_scan_parser(prog).parse_args(argv)
+    if args.resume and "--seed" not in argv:
+        # `scan --resume ID`: the scan's own command line and seed, as `ghostport resume ID`
+        from scanner.cli.history import resume_argv  # noqa: PLC0415
+
+        return run_scan_command(resume_argv(args.resume, args.db), prog)
     command_line = [*prog.split(), *argv]
     if args.local:
         if args.targets or args.input_list:
             raise UsageError("--local audits this machine: give no targets with it")
         return run_local_command(args, command_line)
     config = config_from_args(args, command_line)
+    history = History.open(args)
+    if history.store is not None and args.resume:
+        config = replace(config, resume=history.resume_state(args.resume))
+    config = replace(config, checkpoints=history.store is not None)
     outputs = prepare_outputs(args)
-    observer = ConsoleObserver(
+    console = ConsoleObserver(
         outputs.stream,
         show_progress=not args.quiet and stderr_is_terminal(),
         list_ports=args.json != "-",
+        replay=history.replay,
     )
+    observer = ObserverHub([console, *history.observers()])
     try:
         complete = drive(lambda loop: run_scan(config, observer, loop), config.event_loop, observer)
-        outputs.finish(document_ready=observer.writer is not None)
+        outputs.changes = history.changes_since_previous
+        outputs.finish(document_ready=console.writer is not None)
     finally:
         outputs.close_stream()
+        history.close()
     if not complete:
         return opt.EXIT_INTERRUPTED
-    return opt.exit_for(observer.severities, args.fail_on)
+    return opt.exit_for(console.severities, args.fail_on)
 
 
 def run_local_command(args: argparse.Namespace, command_line: Sequence[str]) -> int:

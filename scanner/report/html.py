@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from pydantic import BaseModel
 
 from scanner import __version__
 from scanner.models import Finding, PortResult, ScanDocument
@@ -99,7 +100,10 @@ def _chart(counts: dict[str, int]) -> list[dict[str, Any]]:
 
 
 def report_context(
-    document: ScanDocument, title: str | None = None, org: str | None = None
+    document: ScanDocument,
+    title: str | None = None,
+    org: str | None = None,
+    changes: BaseModel | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, computed here so the template stays declarative."""
     findings = sorted(
@@ -144,10 +148,23 @@ def report_context(
         "started": started,
         "finished": finished or "not finished",
         "complete": document.complete,
+        "changes": changes,
     }
 
 
-def render_html(document: ScanDocument, title: str | None = None, org: str | None = None) -> str:
-    """The whole report as one HTML document."""
+def render_html(
+    document: ScanDocument,
+    title: str | None = None,
+    org: str | None = None,
+    changes: BaseModel | None = None,
+) -> str:
+    """The whole report as one HTML document; `changes` (a ScanDiff) adds what changed since
+    the previous scan of the same scope."""
     template = _environment().get_template("report.html.j2")
-    return template.render(**report_context(document, title, org))
+    return template.render(**report_context(document, title, org, changes))
+
+
+def render_diff_html(changes: BaseModel) -> str:
+    """The differences between two scans (a ScanDiff) as one self-contained page."""
+    template = _environment().get_template("diff.html.j2")
+    return template.render(changes=changes, tool_version=__version__)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from scanner.models import Finding, RegistryRow, ScanDocument
 from scanner.ports import compress_ports
 from scanner.profiles import Profile, ServiceStatus, merged
 from scanner.registry import Registry, RegistryEntry, describe_source
+
+if TYPE_CHECKING:
+    from scanner.store.records import ScanRow, TimelineRow
 
 _SAFE_WHITESPACE = {" "}
 
@@ -203,3 +207,47 @@ def render_findings_list(document: ScanDocument, heading: str) -> str:
             f"{finding.port}/{finding.proto}: {one_line(finding.title)}"
         )
     return "\n".join(lines)
+
+
+def render_history(rows: Sequence[ScanRow]) -> str:
+    """The recorded scans, oldest first."""
+    if not rows:
+        return "no scans recorded yet"
+    return render_table(
+        ("ID", "STARTED", "SCOPE", "PROFILES", "PROBES", "OPEN", "FINDINGS", "STATUS"),
+        [
+            (
+                r.id[:8],
+                r.started_at[:19].replace("T", " "),
+                " ".join(r.targets),
+                ",".join(r.profiles),
+                f"{r.probes_done:,}/{r.probes_total:,}" if r.probes_total else f"{r.probes_done:,}",
+                f"{r.open:,}",
+                f"{r.findings:,}",
+                "complete" if r.complete else "incomplete",
+            )
+            for r in rows
+        ],
+    )
+
+
+def render_timeline(rows: Sequence[TimelineRow], where: str) -> str:
+    """One host's or port's results across scans."""
+    if not rows:
+        return f"no recorded scan listed {one_line(where)}"
+    return render_table(
+        ("SCAN", "STARTED", "HOST", "PORT", "STATE", "REASON", "SERVICE", "VERDICT"),
+        [
+            (
+                r.scan_id[:8],
+                r.started_at[:19].replace("T", " "),
+                r.host,
+                f"{r.port}/{r.proto}",
+                str(r.state),
+                r.reason,
+                r.service or "-",
+                r.verdict or "-",
+            )
+            for r in rows
+        ],
+    )
