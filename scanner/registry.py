@@ -2,15 +2,18 @@
 
 Loads IANA's CSV export (12 columns, quoted fields with embedded newlines, CRLF, port ranges,
 rows without a port) strictly: a malformed or truncated file is one error naming the file and
-line, never a half-loaded registry. Indexed by (port, transport), by service name (exact and
-glob) and searchable by words in the description or assignee.
+line, never a half-loaded registry; a gzip-compressed copy is read the same way. Indexed by
+(port, transport), by service name (exact and glob) and searchable by words in the description
+or assignee.
 
 Where the data comes from, first found wins:
     1. --registry FILE
     2. $GHOSTPORT_REGISTRY
     3. the user cache written by `ghostport registry update`
-    4. the registry facts carried in the bundled profiles
-    5. the system's /etc/services
+    4. the IANA snapshot bundled in the package (scanner/data/, made by
+       scripts/build_registry_snapshot.py), so a fresh install knows every registered port
+    5. the registry facts carried in the bundled profiles
+    6. the system's /etc/services
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ import csv
 import difflib
 import fnmatch
 import gc
+import gzip
 import io
 import os
 import re
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPException
@@ -52,6 +57,11 @@ COLUMNS = (
     "Unauthorized Use Reported",
     "Assignment Notes",
 )
+# The snapshot that ships with the package, and its provenance (source URL, date, sha256).
+BUNDLED_REGISTRY = Path(__file__).resolve().parent / "data" / "iana-registry.csv.gz"
+BUNDLED_REGISTRY_INFO = BUNDLED_REGISTRY.with_name("iana-registry.json")
+# Sources that are IANA's CSV export; the others are profiles, a services file or none.
+IANA_KINDS = ("--registry", "GHOSTPORT_REGISTRY", "cache", "bundled")
 TRANSPORTS = frozenset({"tcp", "udp", "sctp", "dccp", ""})
 # A downloaded registry smaller than this is not IANA's, whatever it parses as.
 MIN_UPDATE_ENTRIES = 1000
@@ -99,10 +109,13 @@ class RegistryEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class RegistrySource:
-    """Where the registry in use came from."""
+    """Where the registry in use came from, and how recent its data is."""
 
-    kind: str  # --registry, GHOSTPORT_REGISTRY, cache, profiles, the services path, none
+    kind: str  # --registry, GHOSTPORT_REGISTRY, cache, bundled, profiles, the services path, none
     path: str | None = None
+    # For IANA's CSV (IANA_KINDS): the newest registration or modification date in the data,
+    # the snapshot's date. None for the other kinds and for a CSV without dates.
+    date: str | None = None
 
 
 @dataclass
@@ -187,19 +200,33 @@ class Registry:
         if not any(ports.values()):
             close = self.suggestions(name)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            where = f" (registry from {self.source.kind})"
+            where = f" (registry: {describe_source(self)})"
             raise PortSpecError(f"no registered TCP or UDP port for {item!r}{where}{hint}")
         return ports
 
     def newest_date(self) -> str | None:
         """The latest registration or modification date in the data."""
-        dates = [d for e in self.entries for d in (e.registration_date, e.modification_date) if d]
-        return max(dates) if dates else None
+        return newest_date(self.entries)
+
+
+def newest_date(entries: Iterable[RegistryEntry]) -> str | None:
+    """The latest registration or modification date of the entries: a snapshot's date."""
+    dates = [d for e in entries for d in (e.registration_date, e.modification_date) if d]
+    return max(dates) if dates else None
 
 
 def describe_source(registry: Registry) -> str:
-    """'cache (/root/.cache/ghostport/service-names-port-numbers.csv)'."""
+    """Kind and date of the registry in use, for people and the scan's `registry_source`.
+
+    'IANA, 2026-04-09 snapshot (bundled)',
+    'IANA, 2026-04-09 snapshot (cache /root/.cache/ghostport/service-names-port-numbers.csv)',
+    'IANA, 2026-04-09 snapshot (--registry iana.csv)', 'profiles', '/etc/services', 'none'.
+    """
     source = registry.source
+    if source.kind in IANA_KINDS:
+        when = f"{source.date} snapshot" if source.date else "undated"
+        where = source.kind if source.kind == "bundled" else f"{source.kind} {source.path}"
+        return f"IANA, {when} ({where})"
     return (
         f"{source.kind} ({source.path})"
         if source.path and source.path != source.kind
@@ -223,7 +250,11 @@ def _parse_port(text: str, where: str) -> tuple[int | None, int | None]:
 
 
 def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
-    """Parse IANA's CSV strictly; raise RegistryError naming the file and line of any fault."""
+    """Parse IANA's CSV strictly; raise RegistryError naming the file and line of any fault.
+
+    A gzip-compressed file (recognised by its magic bytes, whatever its name) is decompressed
+    first; line numbers then count lines of the CSV inside.
+    """
     name = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -231,6 +262,13 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
         raise RegistryError(f"registry file {name!r} does not exist") from None
     except OSError as exc:
         raise RegistryError(f"registry file {name!r} cannot be read: {exc.strerror}") from None
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            raw = gzip.decompress(raw)
+        except EOFError:
+            raise RegistryError(f"{name}: the gzip data ends early (truncated?)") from None
+        except (OSError, zlib.error) as exc:  # BadGzipFile is an OSError; a bad CRC too
+            raise RegistryError(f"{name}: not valid gzip data ({exc})") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -357,29 +395,44 @@ def load_registry(
     explicit: str | None = None,
     profile_facts: ProfileFacts = _no_profile_facts,
     services: str = "/etc/services",
+    bundled: str | Path | None = BUNDLED_REGISTRY,
 ) -> Registry:
-    """The registry from the first source that exists, in the documented order."""
+    """The registry from the first source that exists, in the documented order.
+
+    `bundled` is the packaged IANA snapshot (None leaves it out of the chain).
+    """
     with _collector_paused():
-        return _load_first_source(explicit, profile_facts, services)
+        return _load_first_source(explicit, profile_facts, services, bundled)
+
+
+def _iana_registry(entries: list[RegistryEntry], kind: str, path: str) -> Registry:
+    return Registry(tuple(entries), RegistrySource(kind, path, newest_date(entries)))
 
 
 def _load_first_source(
-    explicit: str | None, profile_facts: ProfileFacts, services: str
+    explicit: str | None, profile_facts: ProfileFacts, services: str, bundled: str | Path | None
 ) -> Registry:
     if explicit:
-        return Registry(tuple(parse_iana_csv(explicit)), RegistrySource("--registry", explicit))
+        return _iana_registry(parse_iana_csv(explicit), "--registry", explicit)
     from_env = os.environ.get("GHOSTPORT_REGISTRY")
     if from_env:
-        return Registry(
-            tuple(parse_iana_csv(from_env)), RegistrySource("GHOSTPORT_REGISTRY", from_env)
-        )
+        return _iana_registry(parse_iana_csv(from_env), "GHOSTPORT_REGISTRY", from_env)
     cached = cache_file()
     if _readable_file(cached):
         try:
             entries = parse_iana_csv(cached)
         except RegistryError as exc:
             raise RegistryError(f"{exc}; run `ghostport registry update` to replace it") from None
-        return Registry(tuple(entries), RegistrySource("cache", str(cached)))
+        return _iana_registry(entries, "cache", str(cached))
+    if bundled is not None and _readable_file(Path(bundled)):
+        try:
+            entries = parse_iana_csv(bundled)
+        except RegistryError as exc:
+            raise RegistryError(
+                f"the bundled registry snapshot is damaged ({exc}); reinstall ghostport, "
+                "or run `ghostport registry update` to use a fresh copy instead"
+            ) from None
+        return _iana_registry(entries, "bundled", str(bundled))
     facts = tuple(profile_facts())
     if facts:
         return Registry(facts, RegistrySource("profiles"))
@@ -444,4 +497,4 @@ def update_cache(url: str = IANA_CSV_URL, timeout: float = 60.0) -> Registry:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return Registry(tuple(entries), RegistrySource("cache", str(target)))
+    return _iana_registry(entries, "cache", str(target))

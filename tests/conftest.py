@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from scanner.registry import BUNDLED_REGISTRY
 from tests.postgres import PostgresServer, postgres_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +33,9 @@ os.environ.pop("GHOSTPORT_REGISTRY", None)
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="ghostport-test-data-")
 os.environ.pop("GHOSTPORT_DB", None)
 
-# The IANA registry snapshot shared beside the repository (third-party data: never copied in).
+# The IANA registry snapshot shared beside the repository, where there is one; the package
+# bundles the same data compressed (scanner/data/, built from it by
+# scripts/build_registry_snapshot.py), which the `snapshot` fixture falls back to.
 REGISTRY_SNAPSHOT = Path(
     os.environ.get(
         "GHOSTPORT_TEST_REGISTRY",
@@ -40,12 +44,17 @@ REGISTRY_SNAPSHOT = Path(
 )
 
 
-@pytest.fixture
-def snapshot() -> Path:
-    """The shared IANA snapshot; the test skips with the reason where it is absent."""
-    if not REGISTRY_SNAPSHOT.is_file():
-        pytest.skip(f"IANA registry snapshot not found at {REGISTRY_SNAPSHOT}")
-    return REGISTRY_SNAPSHOT
+@pytest.fixture(scope="session")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """IANA's registry as a plain CSV file: the shared snapshot, else the bundled one
+    decompressed into a temporary file."""
+    if REGISTRY_SNAPSHOT.is_file():
+        return REGISTRY_SNAPSHOT
+    if not BUNDLED_REGISTRY.is_file():
+        pytest.skip(f"no IANA registry: neither {REGISTRY_SNAPSHOT} nor {BUNDLED_REGISTRY}")
+    path = tmp_path_factory.mktemp("registry") / "service-names-port-numbers.csv"
+    path.write_bytes(gzip.decompress(BUNDLED_REGISTRY.read_bytes()))
+    return path
 
 
 def netns_unavailable_reason() -> str | None:

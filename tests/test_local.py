@@ -17,7 +17,7 @@ SERVICES = [  # process name, kind, address, port
     ("legacy-snmpd", "snmp", "0.0.0.0", 391),
     ("inventory-app", "http", "127.0.0.1", 412),
     ("amis-agent", "banner", "127.0.0.1", 3416),
-    ("plain-app", "plain", "127.0.0.1", 45678),
+    ("plain-app", "plain", "127.0.0.1", 45677),  # unassigned (45678 is IANA's eba)
 ]
 
 
@@ -44,7 +44,7 @@ def test_local_audit_names_the_process_behind_each_orphaned_port(
     doc = json.loads(done.stdout)
     validate(doc)
     sockets = {(s["port"], s["proto"]): s for s in doc["local"]["sockets"]}
-    assert set(sockets) == {(391, "udp"), (412, "tcp"), (3416, "tcp"), (45678, "tcp")}
+    assert set(sockets) == {(391, "udp"), (412, "tcp"), (3416, "tcp"), (45677, "tcp")}
     for name, kind, host, port in SERVICES:
         sock = sockets[port, "udp" if kind == "snmp" else "tcp"]
         process = sock["process"]
@@ -61,7 +61,7 @@ def test_local_audit_names_the_process_behind_each_orphaned_port(
         assert sock["loopback_only"] is (host == "127.0.0.1")
     assert sockets[391, "udp"]["registry"]["name"] == "synotics-relay"
     assert sockets[412, "tcp"]["registry"]["name"] == "synoptics-trap"
-    assert sockets[45678, "tcp"]["finding"] is False and sockets[45678, "tcp"]["registry"] is None
+    assert sockets[45677, "tcp"]["finding"] is False and sockets[45677, "tcp"]["registry"] is None
     findings = {(f["port"], f["proto"]): f for f in doc["findings"]}
     assert set(findings) == {(391, "udp"), (412, "tcp"), (3416, "tcp")}
     assert findings[391, "udp"]["verdict"] == "legacy"  # an SNMP responder on 391

@@ -33,6 +33,8 @@ def test_wheel_contents(wheel: Path) -> None:
     assert "scanner/profiles/README.md" in names, "profiles/ is installed inside the package"
     assert "scanner/templates/README.md" in names, "templates/ is installed inside the package"
     assert "scanner/schema/scan-results.schema.json" in names
+    assert "scanner/data/iana-registry.csv.gz" in names, "the bundled IANA registry snapshot"
+    assert "scanner/data/iana-registry.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "scan = scanner.cli:scan_main" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import json
 import os
@@ -155,15 +156,21 @@ def test_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     facts = [RegistryEntry("from-profiles", 412, 412, "tcp", "Profile facts")]
     explicit = write_csv(tmp_path / "explicit.csv", "from-flag,412,tcp,Flag,,,,,,,,")
     env = write_csv(tmp_path / "env.csv", "from-env,412,tcp,Env,,,,,,,,")
+    plain = write_csv(tmp_path / "bundled.csv", "from-bundled,412,tcp,Bundled,,,,,,,,")
+    bundled = tmp_path / "bundled.csv.gz"
+    bundled.write_bytes(gzip.compress(plain.read_bytes()))
+    packaged: Path | None = None  # no bundled snapshot, as in a package built without one
 
     def name() -> str:
-        found = load_registry(None, lambda: facts, str(services))
+        found = load_registry(None, lambda: facts, str(services), packaged)
         return f"{found.source.kind}:{found.at(412, 'tcp')[0].name}"
 
-    services_only = load_registry(None, lambda: [], str(services))
+    services_only = load_registry(None, lambda: [], str(services), None)
     assert services_only.source.kind == str(services)
     assert services_only.at(412, "tcp")[0].description == "Services file"
     assert name() == "profiles:from-profiles"
+    packaged = bundled
+    assert name() == "bundled:from-bundled"
     cache_file().parent.mkdir(parents=True)
     write_csv(cache_file(), "from-cache,412,tcp,Cache,,,,,,,,")
     assert name() == "cache:from-cache"
@@ -175,7 +182,8 @@ def test_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.delenv("GHOSTPORT_REGISTRY")
     (tmp_path / "cache" / "service-names-port-numbers.csv").unlink()
-    assert load_registry(None, lambda: [], str(tmp_path / "none")).source.kind == "none"
+    assert name() == "bundled:from-bundled"
+    assert load_registry(None, lambda: [], str(tmp_path / "none"), None).source.kind == "none"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -219,6 +227,7 @@ def test_update_replaces_the_cache_only_with_a_valid_registry(
     monkeypatch.setenv("GHOSTPORT_CACHE_DIR", str(tmp_path / "cache"))
     updated = update_cache(f"{http_server}/good.csv", timeout=10)
     assert len(updated) == 14_512
+    assert (updated.source.kind, updated.source.date) == ("cache", "2026-04-09")
     before = cache_file().read_bytes()
     for path, problem in [
         ("/short.csv", "could not download"),
@@ -300,7 +309,10 @@ def test_scan_lists_412_with_its_registry_entry(
         (412, "tcp", "synoptics-trap", "Trap Convention Port"),
         (412, "udp", "synoptics-trap", "Trap Convention Port"),
     ]
-    assert doc["scan"]["registry_source"] == f"GHOSTPORT_REGISTRY ({snapshot})"
+    assert (
+        doc["scan"]["registry_source"]
+        == f"IANA, 2026-04-09 snapshot (GHOSTPORT_REGISTRY {snapshot})"
+    )
 
 
 def test_registry_queries_through_the_cli(
@@ -349,4 +361,4 @@ def test_a_cache_that_cannot_be_checked_counts_as_none(
     with pytest.raises(OSError):
         cache_file().is_file()
     # Then the registry falls through to the next source instead of crashing
-    assert load_registry(None, lambda: [], str(tmp_path / "none")).source.kind == "none"
+    assert load_registry(None, lambda: [], str(tmp_path / "none")).source.kind == "bundled"
