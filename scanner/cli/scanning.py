@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from scanner import __version__
+from scanner.cli import nmapflags
 from scanner.cli import options as opt
 from scanner.cli.console import ConsoleObserver, out, stderr_is_terminal
 from scanner.cli.outputs import Outputs, prepare_outputs
@@ -17,7 +18,6 @@ from scanner.engine import EngineOptions
 from scanner.errors import UsageError
 from scanner.models import Transport
 from scanner.ports import parse_port_spec
-from scanner.profiles import profile_ports
 from scanner.report.text import render_local
 from scanner.scan import LocalAuditConfig, ScanConfig, execute, new_seed, run_local_audit, run_scan
 from scanner.targets import read_spec_file, split_specs
@@ -86,6 +86,7 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         "--all-states", action="store_true", help="list closed ports too, not only count them"
     )
     opt.add_loop_flag(parser)
+    nmapflags.add_nmap_flags(parser)
     parser.add_argument(
         "--local",
         action="store_true",
@@ -117,7 +118,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
         transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
     profiles = opt.profiles_from(args)
     registry = opt.registry_from(args)
-    ports_text = args.ports if args.ports is not None else profile_ports(profiles)
+    ports_text = nmapflags.ports_text_from(args, profiles, registry)
     ports = parse_port_spec(ports_text, transports, registry.ports_for)
     return ScanConfig(
         targets=tuple(targets),
@@ -186,7 +187,7 @@ def drive(
 
 def run_scan_command(argv: Sequence[str], prog: str) -> int:
     """The `scan` command."""
-    args = build_scan_parser(prog).parse_args(argv)
+    args = nmapflags.parse_scan_args(build_scan_parser(prog), argv)
     command_line = [*prog.split(), *argv]
     if args.local:
         if args.targets or args.input_list:
@@ -197,7 +198,8 @@ def run_scan_command(argv: Sequence[str], prog: str) -> int:
     observer = ConsoleObserver(
         outputs.stream,
         show_progress=not args.quiet and stderr_is_terminal(),
-        list_ports=args.json != "-",
+        list_ports=not nmapflags.stdout_taken(args),
+        announce=nmapflags.plan_announcer(args, config),
     )
     try:
         complete = drive(lambda loop: run_scan(config, observer, loop), config.event_loop, observer)
