@@ -12,6 +12,7 @@ the spellings argparse then parses (`-oX/-oN/-oG/-oA`, `-T0`..`-T5`, `-v`, `-n`,
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -403,7 +404,9 @@ def plan_announcer(args: argparse.Namespace, config: ScanConfig) -> Callable[[in
     """What the terminal says when the scan starts, given the number of hosts (None with -q)."""
     if args.quiet:
         return None
-    default_transports = args.tcp == args.udp
+    # -p T:23,U:161 chooses its transports itself; only a choice left to the default is news
+    per_transport = re.search(r"(^|,)\s*[TU]:", str(args.ports or ""), re.IGNORECASE)
+    default_transports = args.tcp == args.udp and per_transport is None
     verbosity = int(getattr(args, "verbose", 0))
     return lambda hosts: describe_plan(
         config, hosts, default_transports=default_transports, verbosity=verbosity

@@ -111,7 +111,10 @@ def _hidden(
 
 def _not_shown(hidden: dict[tuple[str, Transport], int]) -> str | None:
     """nmap's `Not shown: 16 closed tcp ports, 2 filtered udp ports` line."""
-    parts = [f"{n} {state} {proto.value} ports" for (state, proto), n in sorted(hidden.items())]
+    parts = [
+        f"{n} {state} {proto.value} port{'' if n == 1 else 's'}"
+        for (state, proto), n in sorted(hidden.items())
+    ]
     return f"Not shown: {', '.join(parts)}" if parts else None
 
 
