@@ -143,6 +143,11 @@ transports:
 
 timing templates (explicit --rate, --timeout, --retries win):
 {_timing_table()}
+
+more nmap habits:
+  -iL - reads the targets from stdin. A target that looks like a file name (out.xml,
+  hosts.txt) is refused before anything is sent. nmap flags ghostport does not have (-sS,
+  -O, -A, -sC/--script, -sn, -PE/-PS..., --traceroute, -6, ...) are errors saying what to use.
 """
 
 
