@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ from scanner.errors import PortSpecError
 from scanner.models import Transport
 
 _PREFIXES = {"T": Transport.TCP, "U": Transport.UDP}
+_SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._*?+-]*$")
 
 NamedPortResolver = Callable[[str], dict[Transport, list[int]]]
 """Expands a named item (such as `registry:synoptics-trap`) to ports per transport."""
@@ -52,7 +55,10 @@ def compress_ports(ports: Iterable[int]) -> str:
 
 def _port_number(text: str, item: str) -> int:
     if not text.isdigit():
-        raise PortSpecError(f"port {item!r} is not a number or a range")
+        hint = ""
+        if _SERVICE_NAME.match(item):
+            hint = f"; for the ports registered to a service, write registry:{item}"
+        raise PortSpecError(f"port {item!r} is not a number or a range{hint}")
     number = int(text)
     if not 1 <= number <= 65535:
         raise PortSpecError(f"port {number} in {item!r} is outside 1-65535")
@@ -109,3 +115,76 @@ def parse_port_spec(
         names = "/".join(t.value for t in selected)
         raise PortSpecError(f"port specification {text!r} selects no {names} port")
     return spec
+
+
+# The most common service ports, most useful first, as ghostport's own judgement (written from
+# what networks run, not copied from any tool's frequency table). `--top-ports N` and `-F`
+# take the profiles' ports first, then these, then the registered well-known ports in order.
+# fmt: off
+TOP_TCP_PORTS: tuple[int, ...] = (
+    # web, remote shells and desktops
+    80, 443, 22, 23, 3389, 5900, 8080, 8443, 8000, 8888, 8008, 8081,
+    # mail
+    25, 587, 465, 110, 995, 143, 993,
+    # Windows and file sharing
+    445, 139, 135, 593, 5985, 5986, 2049, 111, 548, 873, 21, 990,
+    # name, directory and time services
+    53, 88, 389, 636, 464, 3268, 3269,
+    # databases and caches
+    3306, 5432, 1433, 1521, 6379, 27017, 9200, 11211, 5984, 9042,
+    # printing
+    631, 515, 9100,
+    # network gear and its management
+    161, 199, 705, 1993, 830, 2000, 4786, 8291, 10000, 179, 1723, 3128, 1080,
+    # the Berkeley r-services, inetd small services and other old guard
+    512, 513, 514, 79, 113, 119, 7, 9, 13, 19, 37, 6000, 5631,
+    # messaging, containers and clusters
+    1883, 8883, 5672, 5671, 61616, 2375, 2376, 6443, 10250, 2379, 9092, 2181,
+    # voice and video
+    5060, 5061, 1720, 554,
+    # industrial control
+    502, 102, 44818, 20000, 2404, 47808,
+    # version control, chat and the rest
+    9418, 6667, 5222, 8009, 3000, 5000, 9090, 1194,
+)
+
+TOP_UDP_PORTS: tuple[int, ...] = (
+    # name, time, address and network management
+    53, 123, 161, 162, 67, 68, 69, 514, 520, 1900, 5353, 5355,
+    # Windows, file sharing and directories
+    137, 138, 111, 2049, 389, 88, 464, 1434,
+    # VPNs and tunnels
+    500, 4500, 1194, 1701, 51820, 4789,
+    # authentication, voice and media
+    1812, 1813, 1645, 1646, 5060, 3478, 5004, 5005,
+    # management controllers and discovery
+    623, 427, 3702, 177, 1604, 5632, 3283, 10161,
+    # the inetd small services
+    7, 9, 13, 17, 19, 37,
+    # industrial control, IoT and caches
+    47808, 20000, 2123, 2152, 5683, 11211, 443, 631, 33434,
+)
+# fmt: on
+
+
+def top_ports(
+    count: int,
+    first: PortSpec = PortSpec(),
+    registered: Callable[[int, Transport], bool] | None = None,
+) -> PortSpec:
+    """The `count` top ports per transport, deterministically: the ports in `first` (the
+    profiles' own) in order, then TOP_TCP_PORTS / TOP_UDP_PORTS, then the registered
+    well-known ports (1-1023) in order, then every other port in order."""
+    chosen: dict[Transport, tuple[int, ...]] = {}
+    for transport, own, common in (
+        (Transport.TCP, first.tcp, TOP_TCP_PORTS),
+        (Transport.UDP, first.udp, TOP_UDP_PORTS),
+    ):
+        well_known = (p for p in range(1, 1024) if registered and registered(p, transport))
+        picked: dict[int, None] = {}
+        for port in itertools.chain(own, common, well_known, range(1, 65536)):
+            if len(picked) >= count:
+                break
+            picked.setdefault(port)
+        chosen[transport] = tuple(sorted(picked))
+    return PortSpec(chosen[Transport.TCP], chosen[Transport.UDP])

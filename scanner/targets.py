@@ -10,6 +10,7 @@ Accepted specs, as nmap users write them:
     192.0.2.1-40       a range in the last octet
     192.0.2.1-192.0.3.5, 2001:db8::1-2001:db8::ff   a full-address range
     host.example       a hostname, resolved once before the scan
+A target ending like a file (out.xml, hosts.txt: see FILE_SUFFIXES) is refused, never resolved.
 """
 
 from __future__ import annotations
@@ -28,6 +29,26 @@ from scanner.models import UnresolvedTargetResult
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _ALL_DIGITS_AND_DOTS = re.compile(r"^[0-9.]+$")
+# Endings of output and target-list files, none of them a top-level domain: a target ending in
+# one is a file name that lost its flag (`-oX out.xml` read as `-o X` and a target `out.xml`),
+# and resolving and scanning it would be an out-of-scope scan.
+FILE_SUFFIXES = frozenset(
+    {
+        "xml",
+        "json",
+        "txt",
+        "html",
+        "htm",
+        "csv",
+        "nmap",
+        "gnmap",
+        "pdf",
+        "yaml",
+        "yml",
+        "log",
+        "lst",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +139,11 @@ def parse_target_spec(spec: str) -> TargetSpec:
     if _ALL_DIGITS_AND_DOTS.match(text):
         raise TargetSpecError(f"target {spec!r} is not a valid IPv4 address")
     name = text.rstrip(".")
+    if "." in name and name.rsplit(".", 1)[1].lower() in FILE_SUFFIXES:
+        raise TargetSpecError(
+            f"target {spec!r} looks like a file name, not a host; nothing was sent (write "
+            "outputs with -oX/-oN/-oG FILE or -oA BASE, read targets with -iL FILE)"
+        )
     if len(name) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in name.split(".")):
         raise TargetSpecError(f"target {spec!r} is neither an address, a range nor a hostname")
     return TargetSpec(text, hostname=name)
@@ -136,6 +162,11 @@ def read_spec_file(path: str) -> list[str]:
         raise InputFileError(f"target file {path!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"target file {path!r} cannot be read: {exc}") from None
+    return parse_spec_lines(content)
+
+
+def parse_spec_lines(content: str) -> list[str]:
+    """Specs from the text of a target list (a file, or stdin for `-iL -`)."""
     specs: list[str] = []
     for line in content.splitlines():
         specs.extend(split_specs(line.split("#", 1)[0]))

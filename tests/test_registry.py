@@ -263,6 +263,7 @@ def test_update_and_info_through_the_cli(
         "path": str(cache_file()),
         "entries": 14_512,
         "newest_date": "2026-04-09",
+        "date": "2026-04-09",
     }
     assert ghostport_main(["registry", "update", "--url", f"{http_server}/page.html"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -5,6 +5,7 @@
     console    the progress line, live lines and messages: the only writer to the terminal
     outputs    output files: checked before the first probe, never losing results
     scanning   `scan` and `ghostport local`
+    nmapflags  nmap's spellings of the scan's flags (-oX, -T4, -F...), and refusals by name
     lookups    `ghostport registry` and `ghostport profiles`
     history    `ghostport history`, `diff`, `resume` and `import`: the scan history database
     reports    `ghostport report`

@@ -4,6 +4,7 @@ to stdout or stderr; everything it writes was rendered (and sanitised) elsewhere
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import IO
 
 from scanner.models import (
@@ -45,9 +46,11 @@ class ConsoleObserver:
         json_stream: IO[bytes] | None,
         show_progress: bool,
         list_ports: bool,
+        announce: Callable[[int], str] | None = None,
         replay: ScanDocument | None = None,
     ) -> None:
         self.json_stream = json_stream
+        self.announce = announce  # the plan's opening line(s), given the number of hosts
         self.replay = replay
         self.writer: JsonResultWriter | None = None
         self.tally: ScanTally | None = None
@@ -66,6 +69,8 @@ class ConsoleObserver:
                 f"warning: {one_line(item.target)} did not resolve ({one_line(item.error)}); "
                 "skipped"
             )
+        if self.announce is not None:
+            self._message(self.announce(tally.hosts))
         if self.json_stream is not None:
             self.writer = JsonResultWriter(self.json_stream, info, unresolved, tally.summary)
         if self.replay is not None:

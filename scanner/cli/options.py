@@ -22,7 +22,8 @@ from scanner.targets import AddressBlock, parse_scope, split_specs
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_PROFILE = "legacy-mgmt"
 LOOPS = ("auto", "asyncio", "uvloop")
-REPORT_KINDS = ("html", "csv", "xml", "pdf")
+REPORT_KINDS = ("html", "csv", "xml", "pdf", "nmap_normal", "nmap_grepable")
+"""Outputs rendered from the scan's JSON document, by their argparse dest (`--nmap-normal`)."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,9 +1,10 @@
 """Output files: proven writable before the first probe, written after it, never lost.
 
-Every path (`--json`, `--html`, `--csv`, `--xml`, `--pdf`, `-o BASE`) is opened or checked
-before the scan starts, so a typo costs nothing. Reports are rendered from the scan's JSON
-document; when no JSON file was asked for, a temporary one carries the results, and it is
-kept (and its path said) if a report then fails, so results are never lost to an output.
+Every path (`--json`, `--html`, `--csv`, `--xml`, `--pdf`, `-o BASE`, nmap's `-oX`, `-oN`,
+`-oG`, `-oA BASE`) is opened or checked before the scan starts, so a typo costs nothing.
+Reports are rendered from the scan's JSON document; when no JSON file was asked for, a
+temporary one carries the results, and it is kept (and its path said) if a report then
+fails, so results are never lost to an output.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import IO
 
 from pydantic import BaseModel
 
-from scanner.cli.console import err
+from scanner.cli.console import err, out
 from scanner.cli.options import REPORT_KINDS, wants_reports
 from scanner.errors import MissingToolError, OutputFileError
 from scanner.models import ScanDocument
 from scanner.report.csvfile import render_csv
 from scanner.report.html import render_html
 from scanner.report.jsonfile import load_document
+from scanner.report.nmaptext import only_open, render_nmap_grepable, render_nmap_normal
 from scanner.report.pdf import HOW_TO_GET_CHROMIUM, find_chromium, print_pdf
 
 
@@ -135,19 +137,47 @@ class Outputs:
             self.spare = None
 
 
-def prepare_outputs(args: argparse.Namespace) -> Outputs:
-    """Expand -o BASE, check every report path and open the JSON stream, before any probe."""
+STDOUT_KINDS = ("json", "xml", "nmap_normal", "nmap_grepable")
+"""The outputs that can go to stdout ('-')."""
+
+NMAP_ALL = (("xml", "xml"), ("nmap_normal", "nmap"), ("nmap_grepable", "gnmap"))
+"""-oA BASE: each output and its file's ending, as nmap names them."""
+
+
+def flag_of(kind: str) -> str:
+    """The long flag of an output's argparse dest: nmap_normal -> --nmap-normal."""
+    return f"--{kind.replace('_', '-')}"
+
+
+def _expand_bases(args: argparse.Namespace) -> None:
+    """-o BASE and -oA BASE name the outputs not named on their own."""
     base = getattr(args, "output_base", None)
     if base:
         for kind in ("html", "json", "csv", "xml"):
             if not getattr(args, kind, None):
                 setattr(args, kind, f"{base}.{kind}")
+    nmap_base = getattr(args, "nmap_all", None)
+    if nmap_base == "-":
+        raise OutputFileError("-oA '-': -oA writes three files; give a base name, e.g. -oA scan")
+    if nmap_base:
+        for kind, ending in NMAP_ALL:
+            if not getattr(args, kind, None):
+                setattr(args, kind, f"{nmap_base}.{ending}")
+    to_stdout = [flag_of(kind) for kind in STDOUT_KINDS if getattr(args, kind, None) == "-"]
+    if len(to_stdout) > 1:
+        raise OutputFileError(f"{' and '.join(to_stdout)} all ask for stdout ('-'); only one can")
+
+
+def prepare_outputs(args: argparse.Namespace) -> Outputs:
+    """Expand -o BASE and -oA BASE, check every report path and open the JSON stream, before
+    any probe."""
+    _expand_bases(args)
     if getattr(args, "pdf", None) and find_chromium() is None:
         raise MissingToolError(HOW_TO_GET_CHROMIUM)
     for kind in REPORT_KINDS:
         path = getattr(args, kind, None)
-        if path:
-            check_writable(path, f"--{kind}")
+        if path and not (path == "-" and kind in STDOUT_KINDS):
+            check_writable(path, flag_of(kind))
     outputs = Outputs(args, json_path=getattr(args, "json", None))
     if outputs.json_path == "-":
         outputs.stream = sys.stdout.buffer
@@ -165,6 +195,14 @@ def prepare_outputs(args: argparse.Namespace) -> Outputs:
     return outputs
 
 
+def _emit(path: str, text: str, flag: str) -> None:
+    """A rendered output to its file, or to stdout for '-'."""
+    if path == "-":
+        out(text.rstrip("\n"))
+    else:
+        write_text(path, text, flag)
+
+
 def write_reports(
     document: ScanDocument, args: argparse.Namespace, changes: BaseModel | None = None
 ) -> None:
@@ -174,10 +212,15 @@ def write_reports(
         write_text(args.html, render_html(document, title, org, changes), "--html")
     if args.csv:
         write_text(args.csv, render_csv(document), "--csv")
+    open_only = bool(getattr(args, "open_only", False))
     if args.xml:
         from scanner.report.xmlfile import render_nmap_xml  # noqa: PLC0415 - only with --xml
 
-        write_text(args.xml, render_nmap_xml(document), "--xml")
+        _emit(args.xml, render_nmap_xml(only_open(document) if open_only else document), "--xml")
+    if getattr(args, "nmap_normal", None):
+        _emit(args.nmap_normal, render_nmap_normal(document, open_only), "--nmap-normal")
+    if getattr(args, "nmap_grepable", None):
+        _emit(args.nmap_grepable, render_nmap_grepable(document, open_only), "--nmap-grepable")
     if args.pdf:
         if args.html:
             print_pdf(args.html, args.pdf)

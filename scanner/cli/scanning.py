@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from scanner import __version__
+from scanner.cli import nmapflags
 from scanner.cli import options as opt
 from scanner.cli.console import ConsoleObserver, out, stderr_is_terminal
 from scanner.cli.outputs import Outputs, prepare_outputs
@@ -19,7 +20,6 @@ from scanner.engine import EngineOptions
 from scanner.errors import UsageError
 from scanner.models import Transport
 from scanner.ports import parse_port_spec
-from scanner.profiles import profile_ports
 from scanner.report.text import render_local
 from scanner.scan import LocalAuditConfig, ScanConfig, execute, new_seed, run_local_audit, run_scan
 from scanner.targets import read_spec_file, split_specs
@@ -88,6 +88,7 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         "--all-states", action="store_true", help="list closed ports too, not only count them"
     )
     opt.add_loop_flag(parser)
+    nmapflags.add_nmap_flags(parser)
     parser.add_argument(
         "--local",
         action="store_true",
@@ -131,7 +132,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
         transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
     profiles = opt.profiles_from(args)
     registry = opt.registry_from(args)
-    ports_text = args.ports if args.ports is not None else profile_ports(profiles)
+    ports_text = nmapflags.ports_text_from(args, profiles, registry)
     ports = parse_port_spec(ports_text, transports, registry.ports_for)
     return ScanConfig(
         targets=tuple(targets),
@@ -202,7 +203,7 @@ def drive(
 
 def run_scan_command(argv: Sequence[str], prog: str) -> int:
     """The `scan` command."""
-    args = build_scan_parser(prog).parse_args(argv)
+    args = nmapflags.parse_scan_args(build_scan_parser(prog), argv)
     if args.resume and "--seed" not in argv:
         # `scan --resume ID`: the scan's own command line and seed, as `ghostport resume ID`
         from scanner.cli.history import resume_argv  # noqa: PLC0415
@@ -222,7 +223,8 @@ def run_scan_command(argv: Sequence[str], prog: str) -> int:
     console = ConsoleObserver(
         outputs.stream,
         show_progress=not args.quiet and stderr_is_terminal(),
-        list_ports=args.json != "-",
+        list_ports=not nmapflags.stdout_taken(args),
+        announce=nmapflags.plan_announcer(args, config),
         replay=history.replay,
     )
     observer = ObserverHub([console, *history.observers()])

@@ -105,6 +105,7 @@ def registry_facts(registry: Registry) -> dict[str, object]:
         "path": registry.source.path,
         "entries": len(registry),
         "newest_date": registry.newest_date(),
+        "date": registry.source.date,
     }
 
 
@@ -113,7 +114,8 @@ def render_registry_info(registry: Registry, status: str) -> str:
     newest = registry.newest_date() or "none recorded"
     return (
         f"registry {status}: {one_line(describe_source(registry))}\n"
-        f"entries: {len(registry):,}\nnewest date: {newest}"
+        f"entries: {len(registry):,}\nnewest date: {newest}\n"
+        f"snapshot date: {registry.source.date or 'unknown'}"
     )
 
 
