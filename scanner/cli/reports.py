@@ -27,10 +27,10 @@ def report_command(argv: Sequence[str]) -> int:
     if not Path(args.results).is_file():
         raise InputFileError(f"results file {args.results!r} does not exist")
     for kind in opt.REPORT_KINDS:
-        if getattr(args, kind):
+        if getattr(args, kind, None):
             check_writable(getattr(args, kind), f"--{kind}")
     write_reports(load_document(args.results), args)
     for kind in opt.REPORT_KINDS:
-        if getattr(args, kind):
+        if getattr(args, kind, None):
             out(f"{kind}: {getattr(args, kind)}")
     return opt.EXIT_OK
