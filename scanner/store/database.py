@@ -19,6 +19,8 @@ callers import from here before the split still is, re-exported below.
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +215,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(cursor)
             # In WAL, NORMAL loses no committed transaction when a process dies (only on
             # power loss), and saves an fsync per commit.
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -225,6 +227,21 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Switch to WAL (persistent, so usually a no-op). Two processes creating the same new
+    database race for the switch, and SQLite answers the loser "locked" at once, without its
+    busy handler: wait and try again, as the busy timeout would."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _default_path() -> Path:
