@@ -27,7 +27,7 @@ from scanner.errors import ProfileError
 from scanner.models import Severity, Transport
 from scanner.registry import RegistryEntry
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 _ID = r"^[a-z0-9][a-z0-9-]*$"
 
 
