@@ -137,7 +137,7 @@ class PortObservation:
     probe: int = 0
 
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class RegistryRef(BaseModel):

@@ -4,12 +4,15 @@ Identical probes (same transport and bytes, same way of reading) share one excha
 run once per (host, port, transport) and every service that wants the answer gets it.
 A port gets the probes of the services that own it; TCP ports also get the probes of the
 current-protocol recognisers (HTTP, SSH, TLS) so a squatter can be named. Payloads are built
-here, once per scan; the engine only ever sees bytes.
+here, once per scan; the engine only ever sees bytes. Builders' payloads are kept in the user
+cache (scanner/cache.py), keyed by the builders' code and arguments, so a scan whose payloads
+were built before never imports scapy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from scanner.models import ExchangeSpec, ProbeInfo, Transport
@@ -28,6 +31,32 @@ def payload_of(probe: ProbeModel) -> bytes:
     if probe.builder is not None:
         return build_payload(probe.builder, probe.args, f"probe {probe.id!r}")
     return b""
+
+
+def built_payloads(probes: Sequence[ProbeModel]) -> list[bytes]:
+    """payload_of each probe, through the cache for the probes that name a builder."""
+    from scanner import cache  # noqa: PLC0415 - cache imports registry, which imports profiles
+    from scanner.probes import builders  # noqa: PLC0415
+
+    recipes = [(p.id, p.builder, p.args) for p in probes if p.builder is not None]
+    try:
+        slot = cache.content_key("payloads", *(p.id for p in probes))
+        spec = json.dumps(recipes, sort_keys=True, default=repr)
+        key = cache.content_key("payloads", cache.file_digest(builders.__file__), spec)
+    except OSError:
+        return [payload_of(p) for p in probes]
+    data = cache.fetch("payloads", slot, key)
+    kept: list[bytes] | None = None
+    if isinstance(data, list) and len(data) == len(recipes):
+        try:
+            kept = [bytes.fromhex(item) for item in data]
+        except (TypeError, ValueError):  # not hex: someone else's file, or a damaged one
+            kept = None
+    if kept is None:
+        kept = [payload_of(p) for p in probes if p.builder is not None]
+        cache.store("payloads", slot, key, [payload.hex() for payload in kept])
+    from_builders = iter(kept)
+    return [next(from_builders) if p.builder is not None else payload_of(p) for p in probes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +86,8 @@ def build_probe_set(probes: Iterable[ProbeModel], services: Iterable[ServiceMode
     index_of_key: dict[tuple[object, ...], int] = {}
     index_of_id: dict[str, int] = {}
     transport_of_id: dict[str, Transport] = {}
-    for probe in probes:
-        payload = payload_of(probe)
+    probes = list(probes)
+    for probe, payload in zip(probes, built_payloads(probes), strict=True):
         reads = probe.read if probe.transport is Transport.TCP else True
         spec = ExchangeSpec(payload, reads, probe.wait, probe.retries, probe.any_source_port)
         key = (probe.transport, spec)

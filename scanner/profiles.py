@@ -15,20 +15,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scanner.errors import ProfileError
 from scanner.models import Severity, Transport
 from scanner.registry import RegistryEntry
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 _ID = r"^[a-z0-9][a-z0-9-]*$"
 
 
@@ -208,6 +207,7 @@ class Profile:
     includes: tuple[str, ...]
     probes: tuple[ProbeModel, ...]
     services: tuple[ServiceModel, ...]
+    sources: tuple[tuple[str, str], ...] = ()  # (path, sha256) of itself and every include
 
 
 def bundled_profiles_dir() -> Path:
@@ -239,6 +239,8 @@ def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] |
     except OSError as exc:
         problems.append(f"{path}: cannot be read: {exc.strerror}")
         return None
+    import yaml  # noqa: PLC0415 - only on a cache miss (load_profiles_cached)
+
     try:
         document = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
@@ -361,6 +363,7 @@ def load_profiles(names: Sequence[str]) -> list[Profile]:
                 tuple(members[1:]),
                 tuple(probes.values()),
                 tuple(services.values()),
+                tuple((str(loaded[m][1]), loaded[m][2]) for m in members),
             )
         )
     if problems:
@@ -369,6 +372,50 @@ def load_profiles(names: Sequence[str]) -> list[Profile]:
             f"{len(unique)} problem{'s' if len(unique) > 1 else ''} in profiles: "
             + "; ".join(unique)
         )
+    return profiles
+
+
+class _CachedProfile(BaseModel):
+    """A Profile as kept in the start-up cache; reading one back validates it whole again."""
+
+    model_config = _STRICT
+
+    id: str
+    title: str
+    description: str
+    path: str
+    sha256: str
+    includes: tuple[str, ...]
+    probes: tuple[ProbeModel, ...]
+    services: tuple[ServiceModel, ...]
+    sources: tuple[tuple[str, str], ...]
+
+
+def load_profiles_cached(names: Sequence[str]) -> list[Profile]:
+    """load_profiles, through the user cache (scanner/cache.py) when every file the profiles
+    were loaded from still has the sha256 it had; a miss, or a cache that does not validate,
+    loads the YAML again. Errors are load_profiles' own (a failed load is never cached)."""
+    from scanner import cache  # noqa: PLC0415 - cache imports registry, which imports us
+
+    try:
+        slot = cache.content_key("profiles", str(bundled_profiles_dir()), *names)
+        key = cache.content_key("profiles", cache.file_digest(__file__))
+    except OSError:
+        return load_profiles(names)
+    data = cache.fetch("profiles", slot, key)
+    try:
+        kept = [_CachedProfile.model_validate(item) for item in data]
+        if all(cache.file_digest(p) == h for item in kept for p, h in item.sources):
+            return [Profile(**dict(item)) for item in kept]
+    except (TypeError, ValidationError, OSError):  # TypeError: data is None or not a list
+        pass
+    profiles = load_profiles(names)
+    dumped = [
+        _CachedProfile(**{f.name: getattr(p, f.name) for f in fields(p)}).model_dump(mode="json")
+        for p in profiles
+    ]
+    if [Profile(**dict(_CachedProfile.model_validate(d))) for d in dumped] == profiles:
+        cache.store("profiles", slot, key, dumped)  # only what survives the JSON round trip
     return profiles
 
 
@@ -395,7 +442,7 @@ def profile_registry_facts() -> list[RegistryEntry]:
     ids = bundled_profile_ids()
     if not ids:
         return facts
-    _, services = merged(load_profiles(ids))
+    _, services = merged(load_profiles_cached(ids))
     for service in services:
         for name in service.registry:
             for transport, ports in (("tcp", service.ports.tcp), ("udp", service.ports.udp)):

@@ -28,12 +28,9 @@ import io
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.client import HTTPException
 from pathlib import Path
 from typing import NamedTuple
 
@@ -363,6 +360,33 @@ def cache_file() -> Path:
     return cache_dir() / "service-names-port-numbers.csv"
 
 
+_COLUMN_TYPES = (str, int | None, int | None, *[str] * 8, int)  # RegistryEntry's, for the cache
+
+
+def parse_cached(
+    path: str | Path, parse: Callable[[str | Path], list[RegistryEntry]] = parse_iana_csv
+) -> list[RegistryEntry]:
+    """parse(path), through the user cache (scanner/cache.py), keyed by the file's sha256 and
+    this module's code; rows are kept as JSON columns, checked when read back."""
+    from scanner import cache  # noqa: PLC0415 - only the cache users need it
+
+    try:
+        slot = cache.content_key("registry", parse.__qualname__, str(Path(path).resolve()))
+        key = cache.content_key(slot, cache.file_digest(path), cache.file_digest(__file__))
+    except OSError:
+        return parse(path)  # parse names what is wrong with the file
+    columns = cache.checked_columns(cache.fetch("registry", slot, key), _COLUMN_TYPES)
+    if columns is not None and all(
+        (low is None and high is None) or (low is not None and 0 <= low <= high <= 65535)
+        for low, high in zip(columns[1], columns[2], strict=True)
+    ):
+        return list(map(RegistryEntry._make, zip(*columns, strict=True)))
+    entries = parse(path)
+    columns = [list(column) for column in zip(*entries, strict=True)]
+    cache.store("registry", slot, key, columns if entries else None)
+    return entries
+
+
 ProfileFacts = Callable[[], Iterable[RegistryEntry]]
 
 
@@ -413,20 +437,20 @@ def _load_first_source(
     explicit: str | None, profile_facts: ProfileFacts, services: str, bundled: str | Path | None
 ) -> Registry:
     if explicit:
-        return _iana_registry(parse_iana_csv(explicit), "--registry", explicit)
+        return _iana_registry(parse_cached(explicit), "--registry", explicit)
     from_env = os.environ.get("GHOSTPORT_REGISTRY")
     if from_env:
-        return _iana_registry(parse_iana_csv(from_env), "GHOSTPORT_REGISTRY", from_env)
+        return _iana_registry(parse_cached(from_env), "GHOSTPORT_REGISTRY", from_env)
     cached = cache_file()
     if _readable_file(cached):
         try:
-            entries = parse_iana_csv(cached)
+            entries = parse_cached(cached)
         except RegistryError as exc:
             raise RegistryError(f"{exc}; run `ghostport registry update` to replace it") from None
         return _iana_registry(entries, "cache", str(cached))
     if bundled is not None and _readable_file(Path(bundled)):
         try:
-            entries = parse_iana_csv(bundled)
+            entries = parse_cached(bundled)
         except RegistryError as exc:
             raise RegistryError(
                 f"the bundled registry snapshot is damaged ({exc}); reinstall ghostport, "
@@ -446,6 +470,10 @@ def update_cache(url: str = IANA_CSV_URL, timeout: float = 60.0) -> Registry:
 
     On any failure the old cache stays as it was and RegistryError says why.
     """
+    import urllib.error  # noqa: PLC0415 - 20 ms of start-up that only an update needs
+    import urllib.request  # noqa: PLC0415
+    from http.client import HTTPException  # noqa: PLC0415
+
     target = cache_file()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

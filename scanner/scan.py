@@ -21,7 +21,6 @@ from scanner.assembly import Judge, PortAssembler, to_result
 from scanner.classify import PortClassification, unprobed_local_finding
 from scanner.engine import Engine, EngineOptions, EngineStats
 from scanner.errors import MissingToolError
-from scanner.local import bound_sockets, describe_sockets, probe_address, several_orphans, this_host
 from scanner.models import (
     Finding,
     LocalAudit,
@@ -359,6 +358,8 @@ def _local_sockets(
     judge: Judge, registry: Registry
 ) -> tuple[list[LocalSocket], str | None, dict[tuple[Transport, int], Any]]:
     """This machine's sockets, marked where an obsolete service owns the port."""
+    from scanner.local import bound_sockets, describe_sockets, several_orphans  # noqa: PLC0415
+
     raw, note = bound_sockets()
     owned = {
         key: owners
@@ -384,6 +385,8 @@ def _local_sockets(
 async def run_local_audit(config: LocalAuditConfig, event_loop: str) -> ScanDocument:
     """List this machine's sockets, match them, probe the orphaned ones over loopback (only
     the addresses every scope allows), and return one document."""
+    from scanner.local import probe_address, this_host  # noqa: PLC0415 - psutil: only here
+
     started = utc_timestamp()
     judge = Judge.of(config.profiles)
     sockets, note, owned = _local_sockets(judge, config.registry)

@@ -4,6 +4,7 @@
     options    every shared flag, defined once; --fail-on; scopes
     console    the progress line, live lines and messages: the only writer to the terminal
     outputs    output files: checked before the first probe, never losing results
+    scan_parser  the `scan` and `local` parsers: light, so --version and --help import no scan
     scanning   `scan` and `ghostport local`
     nmapflags  nmap's spellings of the scan's flags (-oX, -T4, -F...), and refusals by name
     lookups    `ghostport registry` and `ghostport profiles`
@@ -26,7 +27,6 @@ from collections.abc import Callable, Sequence
 
 from scanner import __version__
 from scanner.cli import options as opt
-from scanner.cli.console import err
 from scanner.errors import ScannerError
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = (
@@ -51,16 +51,34 @@ commands:
   demo      start the lab, scan it, write ghostport-demo.html and .json"""
 
 
+def _scan(argv: Sequence[str], prog: str) -> int:
+    """`scan`: parsed by the light parser first, so --version, --help and usage errors end
+    before the scan layer (pydantic, profiles, scapy, the engine) is imported."""
+    from scanner.cli.nmap_argv import parse_scan_args  # noqa: PLC0415
+    from scanner.cli.scan_parser import build_scan_parser  # noqa: PLC0415
+
+    args = parse_scan_args(build_scan_parser(prog), argv)
+    from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
+
+    return run_scan_command(argv, prog, args)
+
+
+def _local(argv: Sequence[str]) -> int:
+    """`ghostport local`, parsed before the audit is imported (as `_scan`)."""
+    from scanner.cli.scan_parser import build_local_parser  # noqa: PLC0415
+
+    args = build_local_parser().parse_args(argv)
+    from scanner.cli.scanning import local_command  # noqa: PLC0415
+
+    return local_command(argv, args)
+
+
 def _command(name: str) -> Callable[[Sequence[str]], int] | None:
     """The verb's function, imported only when it runs (start-up stays light)."""
     if name == "scan":
-        from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
-
-        return lambda argv: run_scan_command(argv, "ghostport scan")
+        return lambda argv: _scan(argv, "ghostport scan")
     if name == "local":
-        from scanner.cli.scanning import local_command  # noqa: PLC0415
-
-        return local_command
+        return _local
     if name in ("registry", "profiles"):
         from scanner.cli import lookups  # noqa: PLC0415
 
@@ -119,6 +137,14 @@ def _ghostport(argv: Sequence[str]) -> int:
     return EXIT_USAGE
 
 
+def err(text: str) -> None:
+    """console.err, imported only when there is something to say (console imports the scan's
+    models, which --version and --help never need)."""
+    from scanner.cli.console import err as write  # noqa: PLC0415
+
+    write(text)
+
+
 def _guarded(run: Callable[[], int], argv: Sequence[str], prog: str) -> int:
     """The error boundary: user mistakes are one line and exit 2; nothing shows a traceback
     unless --debug was given."""
@@ -143,12 +169,7 @@ def scan_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `scan` command."""
     args = list(sys.argv[1:] if argv is None else argv)
 
-    def run() -> int:
-        from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
-
-        return run_scan_command(args, "scan")
-
-    return _guarded(run, args, "scan")
+    return _guarded(lambda: _scan(args, "scan"), args, "scan")
 
 
 def ghostport_main(argv: Sequence[str] | None = None) -> int:

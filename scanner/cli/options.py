@@ -2,6 +2,10 @@
 
 Each `add_*` function adds one group of flags to a parser; each `*_from` function turns the
 parsed values into what the scan layer takes.
+
+Start-up: the parsers are built from this module before anything else runs (`scan --version`
+and `--help` end there), so it imports only argparse and the error tree at the top; the scan
+layer (pydantic models, profiles, registry, engine) is imported by the `*_from` functions.
 """
 
 from __future__ import annotations
@@ -9,21 +13,25 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from scanner.engine import EngineOptions
 from scanner.errors import ScanOptionError, UsageError
-from scanner.limits import inflight_cap
-from scanner.models import Severity
-from scanner.profiles import Profile, load_profiles, profile_registry_facts
-from scanner.registry import Registry, load_registry
-from scanner.targets import AddressBlock, parse_scope, split_specs
+
+if TYPE_CHECKING:
+    from scanner.engine import EngineOptions
+    from scanner.models import Severity
+    from scanner.profiles import Profile
+    from scanner.registry import Registry
+    from scanner.targets import AddressBlock
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_PROFILE = "legacy-mgmt"
 LOOPS = ("auto", "asyncio", "uvloop")
 REPORT_KINDS = ("html", "csv", "xml", "pdf", "nmap_normal", "nmap_grepable")
 """Outputs rendered from the scan's JSON document, by their argparse dest (`--nmap-normal`)."""
+# Severity's values, lowest first, spelt out so that building a parser needs no pydantic;
+# tests/test_startup.py holds them equal to scanner.models.Severity.
+SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,11 +88,16 @@ def add_profile_flags(parser: argparse.ArgumentParser) -> None:
 
 def profiles_from(args: argparse.Namespace) -> tuple[Profile, ...]:
     """The profiles the flags name (the default profile when none)."""
-    return tuple(load_profiles(args.profile or [DEFAULT_PROFILE]))
+    from scanner.profiles import load_profiles_cached  # noqa: PLC0415 - see the docstring
+
+    return tuple(load_profiles_cached(args.profile or [DEFAULT_PROFILE]))
 
 
 def registry_from(args: argparse.Namespace) -> Registry:
     """The registry the flags name, or the first source found."""
+    from scanner.profiles import profile_registry_facts  # noqa: PLC0415
+    from scanner.registry import load_registry  # noqa: PLC0415
+
     return load_registry(args.registry, profile_registry_facts)
 
 
@@ -125,6 +138,9 @@ def add_timing_flags(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
 
 def engine_options_from(args: argparse.Namespace) -> EngineOptions:
     """The engine settings the timing flags ask for."""
+    from scanner.engine import EngineOptions  # noqa: PLC0415
+    from scanner.limits import inflight_cap  # noqa: PLC0415
+
     rate = getattr(args, "rate", None)
     if rate is not None and rate < 1:
         raise ScanOptionError(f"--rate {rate:g} is below one probe per second")
@@ -164,7 +180,7 @@ def add_fail_on_flag(parser: argparse.ArgumentParser) -> None:
     """--fail-on SEVERITY: exit 1 when a finding reaches it."""
     parser.add_argument(
         "--fail-on",
-        choices=[s.value for s in Severity],
+        choices=SEVERITIES,
         metavar="SEVERITY",
         help="exit 1 when a finding at or above this severity exists (info..critical)",
     )
@@ -179,12 +195,16 @@ def exit_for(severities: Sequence[Severity], fail_on: str | None) -> int:
     """EXIT_FINDINGS when a finding reaches --fail-on, else EXIT_OK."""
     if fail_on is None:
         return EXIT_OK
+    from scanner.models import Severity  # noqa: PLC0415
+
     threshold = Severity(fail_on).rank
     return EXIT_FINDINGS if any(s.rank >= threshold for s in severities) else EXIT_OK
 
 
 def scopes_from(flag_values: Sequence[str]) -> tuple[tuple[AddressBlock, ...], ...]:
     """Each scope (the flag's, the environment's) must hold: together they can only narrow."""
+    from scanner.targets import parse_scope, split_specs  # noqa: PLC0415
+
     return tuple(
         tuple(parse_scope(specs))
         for specs in (

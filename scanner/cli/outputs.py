@@ -27,7 +27,6 @@ from scanner.cli.options import REPORT_KINDS, wants_reports
 from scanner.errors import MissingToolError, OutputFileError
 from scanner.models import ScanDocument
 from scanner.report.csvfile import render_csv
-from scanner.report.html import render_html
 from scanner.report.jsonfile import load_document
 from scanner.report.nmaptext import only_open, render_nmap_grepable, render_nmap_normal
 from scanner.report.pdf import HOW_TO_GET_CHROMIUM, find_chromium, print_pdf
@@ -207,6 +206,8 @@ def write_reports(
     document: ScanDocument, args: argparse.Namespace, changes: BaseModel | None = None
 ) -> None:
     """Every report the arguments ask for, from one scan document."""
+    from scanner.report.html import render_html  # noqa: PLC0415 - jinja2: only for a report
+
     title, org = getattr(args, "title", None), getattr(args, "org", None)
     if args.html:
         write_text(args.html, render_html(document, title, org, changes), "--html")

@@ -10,12 +10,12 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any, TypeVar
 
-from scanner import __version__
 from scanner.cli import nmapflags
 from scanner.cli import options as opt
 from scanner.cli.console import ConsoleObserver, out, stderr_is_terminal
 from scanner.cli.outputs import Outputs, prepare_outputs
 from scanner.cli.recording import FinishingObserver, History, ObserverHub
+from scanner.cli.scan_parser import build_local_parser, build_scan_parser
 from scanner.engine import EngineOptions
 from scanner.errors import UsageError
 from scanner.models import Transport
@@ -26,91 +26,6 @@ from scanner.targets import read_spec_file, split_specs
 
 T = TypeVar("T")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-SCAN_EXAMPLES = """\
-examples:
-  scan 127.0.0.1                         the legacy-mgmt profile's ports, TCP and UDP
-  scan --profile registry-orphans --fail-on high 127.0.0.0/28
-  scan -p 23,161,391-392 127.0.0.0/28    these ports on both transports
-  scan -p T:23,412,U:161,391 ::1         per transport, nmap style
-  scan --udp -p 161 -iL hosts.txt --exclude 127.0.0.5 --json out.json
-  scan --rate 2000 --timeout 0.5 --retries 2 127.0.0.1-40
-"""
-
-
-def build_scan_parser(prog: str) -> argparse.ArgumentParser:
-    """The `scan` command's options."""
-    parser = opt.Parser(
-        prog=prog,
-        description="Probe TCP and UDP ports for legacy and orphaned registry services.",
-        epilog=SCAN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "targets",
-        nargs="*",
-        metavar="TARGET",
-        help="address, CIDR (127.0.0.0/24), range (127.0.0.1-40, 127.0.0.1-127.0.1.5), hostname",
-    )
-    parser.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="SPEC[,SPEC]", help="skip these targets"
-    )
-    parser.add_argument("--exclude-file", metavar="FILE", help="skip the targets in FILE")
-    parser.add_argument(
-        "--scope",
-        action="append",
-        default=[],
-        metavar="SPEC[,SPEC]",
-        help="refuse to scan any address outside these blocks (also $GHOSTPORT_SCOPE)",
-    )
-    parser.add_argument(
-        "-p",
-        "--ports",
-        metavar="SPEC",
-        help="ports in nmap syntax: 23,161,391-392 or T:23,412,U:161,391, and registry names: "
-        "registry:synotics-*, T:registry:synoptics-trap (default: legacy-mgmt)",
-    )
-    opt.add_profile_flags(parser)
-    opt.add_fail_on_flag(parser)
-    parser.add_argument("--tcp", "-sT", action="store_true", help="probe TCP only")
-    parser.add_argument("--udp", "-sU", action="store_true", help="probe UDP only")
-    parser.add_argument("--seed", type=opt.count(0), help="seed of the probe order (repeatable)")
-    opt.add_timing_flags(parser, sweep=True)
-    opt.add_output_flags(parser)
-    parser.add_argument(
-        "-o",
-        dest="output_base",
-        metavar="BASE",
-        help="write BASE.html, BASE.json, BASE.csv and BASE.xml",
-    )
-    parser.add_argument(
-        "--all-states", action="store_true", help="list closed ports too, not only count them"
-    )
-    opt.add_loop_flag(parser)
-    nmapflags.add_nmap_flags(parser)
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="audit this machine instead: which process holds which orphaned port",
-    )
-    parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-    parser.add_argument(
-        "--db",
-        metavar="URL",
-        help="record the scan in this history database: sqlite:///PATH or postgresql://... "
-        "(default $GHOSTPORT_DB, else $XDG_DATA_HOME/ghostport/scans.db)",
-    )
-    parser.add_argument("--no-db", action="store_true", help="do not record the scan")
-    parser.add_argument(
-        "--resume",
-        metavar="ID",
-        help="continue the interrupted scan ID with its own seed and options",
-    )
-    opt.add_debug_flag(parser)
-    parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
-    return parser
 
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfig:
@@ -201,14 +116,16 @@ def drive(
     return complete
 
 
-def run_scan_command(argv: Sequence[str], prog: str) -> int:
-    """The `scan` command."""
-    args = nmapflags.parse_scan_args(build_scan_parser(prog), argv)
+def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | None = None) -> int:
+    """The `scan` command (`args`: argv already parsed by the caller's build_scan_parser)."""
+    if args is None:
+        args = nmapflags.parse_scan_args(build_scan_parser(prog), argv)
     if args.resume and "--seed" not in argv:
         # `scan --resume ID`: the scan's own command line and seed, as `ghostport resume ID`
         from scanner.cli.history import resume_argv  # noqa: PLC0415
 
         return run_scan_command(resume_argv(args.resume, args.db), prog)
+    nmapflags.check_targets(args)
     command_line = [*prog.split(), *argv]
     if args.local:
         if args.targets or args.input_list:
@@ -264,30 +181,8 @@ def run_local_command(args: argparse.Namespace, command_line: Sequence[str]) -> 
     return opt.exit_for([f.severity for f in document.findings], args.fail_on)
 
 
-def build_local_parser() -> argparse.ArgumentParser:
-    """`ghostport local`'s options."""
-    parser = opt.Parser(
-        prog="ghostport local",
-        description="Which process on this machine holds a port of an obsolete service.",
-    )
-    opt.add_profile_flags(parser)
-    parser.add_argument("--no-probe", action="store_true", help="do not probe over loopback")
-    parser.add_argument(
-        "--scope",
-        action="append",
-        default=[],
-        metavar="SPEC[,SPEC]",
-        help="probe only local addresses inside these blocks (also $GHOSTPORT_SCOPE)",
-    )
-    opt.add_timing_flags(parser, sweep=False)
-    opt.add_loop_flag(parser)
-    opt.add_output_flags(parser)
-    opt.add_fail_on_flag(parser)
-    opt.add_debug_flag(parser)
-    return parser
-
-
-def local_command(argv: Sequence[str]) -> int:
-    """`ghostport local`."""
-    args = build_local_parser().parse_args(argv)
+def local_command(argv: Sequence[str], args: argparse.Namespace | None = None) -> int:
+    """`ghostport local` (`args`: argv already parsed by the caller's build_local_parser)."""
+    if args is None:
+        args = build_local_parser().parse_args(argv)
     return run_local_command(args, ["ghostport", "local", *argv])

@@ -1,0 +1,242 @@
+"""Start-up: what `scan` imports before it is needed, and the caches that spare the rest.
+
+No timings here (bench/startup.py measures them): these tests hold the reasons for the speed.
+`--version` and `--help` import nothing of the scan layer; a scan whose caches are warm never
+imports scapy or yaml; a damaged, foreign or outdated cache is never used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner import cache
+from scanner.cli.options import SEVERITIES
+from scanner.models import Severity
+from scanner.probes import build_payload
+from scanner.probeset import built_payloads, payload_of
+from scanner.profiles import ProbeModel, load_profiles, load_profiles_cached
+from scanner.registry import COLUMNS, parse_cached, parse_iana_csv
+from tests.conftest import REPO
+
+HEAVY = ("scapy", "yaml", "jinja2", "psutil", "pydantic")
+MARK = "\nMODULES:"
+
+# Runs one command in a fresh interpreter, then prints which modules it imported.
+WRAPPER = f"""
+import json, sys
+from scanner.cli import ghostport_main, scan_main
+main = ghostport_main if sys.argv[1] == "ghostport" else scan_main
+try:
+    code = main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+print({MARK!r} + json.dumps([code, sorted(sys.modules)]))
+"""
+
+
+def run_fresh(cache_dir: Path, *argv: str) -> tuple[int, str, set[str]]:
+    """(exit code, stdout before the module list, top-level names of the modules imported)."""
+    env = {**os.environ, "GHOSTPORT_CACHE_DIR": str(cache_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    assert MARK in done.stdout, done.stderr
+    output, _, listing = done.stdout.rpartition(MARK)
+    code, modules = json.loads(listing)
+    assert "Traceback" not in done.stderr, done.stderr
+    return code, output, {name.split(".")[0] for name in modules}
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on: bound by us, then closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def scan_results(cache_dir: Path, port: int, tmp_path: Path) -> tuple[set[str], Any]:
+    """Scan one closed TCP port and U:161 with the default profile in a fresh interpreter:
+    (modules imported, every port's state and reason)."""
+    out = tmp_path / f"scan-{len(list(tmp_path.glob('scan-*')))}.json"
+    argv = ["scan", "-q", "--all-states", "-p", f"T:{port},U:161", "--json", str(out)]
+    code, _, modules = run_fresh(cache_dir, *argv, "127.0.0.1")
+    assert code == 0
+    document = json.loads(out.read_text())
+    states = sorted((r["port"], r["proto"], r["state"], r["reason"]) for r in document["results"])
+    return modules, states
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["scan", "--version"],
+        ["scan", "--help"],
+        ["ghostport", "scan", "--help"],
+        ["ghostport", "local", "--help"],
+        ["ghostport", "--version"],
+    ],
+)
+def test_version_and_help_import_nothing_heavy(argv: list[str], tmp_path: Path) -> None:
+    code, output, modules = run_fresh(tmp_path, *argv)
+    assert code == 0
+    assert "ghostport 0." in output or "usage:" in output
+    assert sorted(modules & set(HEAVY)) == []
+
+
+def test_a_usage_error_from_the_light_parser_is_still_one_line(tmp_path: Path) -> None:
+    # Given a flag value the light parser refuses
+    env = {**os.environ, "GHOSTPORT_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "scanner", "scan", "--fail-on", "severe", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    # Then it is the usual one line naming the value, exit 2
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "ghostport: error: argument --fail-on: invalid choice: 'severe' "
+        "(choose from 'info', 'low', 'medium', 'high', 'critical')"
+    ]
+
+
+def test_the_parser_knows_every_severity() -> None:
+    assert tuple(s.value for s in Severity) == SEVERITIES
+
+
+def test_a_warm_scan_imports_neither_scapy_nor_yaml(tmp_path: Path) -> None:
+    cache_dir, port = tmp_path / "cache", closed_port()
+    # Given a first scan with an empty cache: the SNMP payloads need scapy, the profiles yaml
+    cold_modules, cold = scan_results(cache_dir, port, tmp_path)
+    assert {"scapy", "yaml"} <= cold_modules
+    # When the same scan runs again
+    warm_modules, warm = scan_results(cache_dir, port, tmp_path)
+    # Then it finds the same and never imports scapy, yaml, jinja2 or psutil
+    assert (
+        warm
+        == cold
+        == sorted([(port, "tcp", "closed", "conn-refused"), (161, "udp", "closed", "port-unreach")])
+    )
+    assert sorted(warm_modules & {"scapy", "yaml", "jinja2", "psutil"}) == []
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong-shape", "foreign"])
+def test_a_damaged_or_foreign_cache_is_ignored_and_rebuilt(damage: str, tmp_path: Path) -> None:
+    cache_dir, port = tmp_path / "cache", closed_port()
+    _, expected = scan_results(cache_dir, port, tmp_path)
+    files = sorted(cache_dir.glob("*.json"))
+    assert {f.name.split("-")[0] for f in files} == {"profiles", "payloads"}
+    # Given every cache file damaged (or writable by others: someone else's, as far as we know)
+    for path in files:
+        text = path.read_text()
+        if damage == "garbage":
+            path.write_bytes(b"\x00\xffnot json")
+        elif damage == "truncated":
+            path.write_text(text[: len(text) // 2])
+        elif damage == "wrong-shape":
+            envelope = json.loads(text)
+            envelope["data"] = [{"id": 1}] if isinstance(envelope["data"], list) else "zz"
+            path.write_text(json.dumps(envelope))
+        else:
+            path.chmod(0o666)
+    # When the scan runs again
+    modules, results = scan_results(cache_dir, port, tmp_path)
+    # Then it rebuilt what it needed (scapy and yaml again) and found the same
+    assert results == expected
+    assert {"scapy", "yaml"} <= modules
+    for path in cache_dir.glob("*.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert json.loads(path.read_text())["format"] == cache.FORMAT
+
+
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("GHOSTPORT_CACHE_DIR", str(folder))
+    return folder
+
+
+def test_a_cache_for_changed_profile_content_is_not_used(own_cache: Path, tmp_path: Path) -> None:
+    # Given a user profile loaded once (and so cached)
+    source = (REPO / "profiles" / "legacy-mgmt.yaml").read_text()
+    path = tmp_path / "legacy-mgmt.yaml"
+    path.write_text(source)
+    first = load_profiles_cached([str(path)])
+    assert first == load_profiles([str(path)])
+    assert load_profiles_cached([str(path)]) == first  # now from the cache
+    assert list(own_cache.glob("profiles-*.json"))
+    # When the file changes (a service renamed)
+    assert "name: SNMP trap receiver" in source
+    path.write_text(source.replace("name: SNMP trap receiver", "name: Changed SNMP trap", 1))
+    # Then the cached profiles are not used: the load matches the new content
+    second = load_profiles_cached([str(path)])
+    assert second == load_profiles([str(path)])
+    assert second != first
+    assert any(s.name.startswith("Changed SNMP trap") for s in second[0].services)
+
+
+def test_payloads_follow_their_builder_arguments(own_cache: Path) -> None:
+    # Given an SNMP probe whose payload was built once (and so cached)
+    probe = ProbeModel.model_validate(
+        {"id": "snmp", "transport": "udp", "builder": "snmp-get", "args": {"community": "a"}}
+    )
+    literal = ProbeModel.model_validate({"id": "text", "transport": "tcp", "payload": "hi"})
+    first = built_payloads([probe, literal])
+    assert first == [payload_of(probe), b"hi"]
+    assert built_payloads([probe, literal]) == first  # now from the cache
+    # When the same probe id gets another community
+    changed = probe.model_copy(update={"args": {"community": "b"}})
+    # Then the payload is built again for it
+    again = built_payloads([changed, literal])
+    assert again == [build_payload("snmp-get", {"community": "b"}, "t"), b"hi"]
+    assert again != first
+
+
+def _registry_csv(path: Path, name: str) -> None:
+    rows = [",".join(COLUMNS), f"{name},391,udp,SynOptics SNMP,,,,,,,,", "echo,7,tcp,Echo,,,,,,,,"]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_a_registry_cache_follows_the_file_and_survives_damage(
+    own_cache: Path, tmp_path: Path
+) -> None:
+    # Given a registry file parsed once (and so cached)
+    csv_path = tmp_path / "ports.csv"
+    _registry_csv(csv_path, "synoptics-relay")
+    assert parse_cached(csv_path) == parse_iana_csv(csv_path)
+    (kept,) = own_cache.glob("registry-*.json")
+    envelope = json.loads(kept.read_text())
+    # When the cached rows are damaged: a port range no registry has
+    envelope["data"][2][0] = 99999
+    kept.write_text(json.dumps(envelope))
+    # Then they are not used
+    assert parse_cached(csv_path) == parse_iana_csv(csv_path)
+    # And when the file itself changes, its new rows are what comes back
+    _registry_csv(csv_path, "synoptics-changed")
+    assert parse_cached(csv_path)[0].name == "synoptics-changed"
+
+
+def test_the_cache_never_fails_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a cache dir that cannot exist
+    monkeypatch.setenv("GHOSTPORT_CACHE_DIR", "/proc/version/ghostport")
+    # Then loading still works, from the files
+    assert load_profiles_cached(["legacy-mgmt"]) == load_profiles(["legacy-mgmt"])
