@@ -128,6 +128,7 @@ MatcherType = Literal[
     "x11",
     "smart-install",
     "rcmd",
+    "chargen",
 ]
 
 
