@@ -207,9 +207,17 @@ def describe_source(registry: Registry) -> str:
     )
 
 
+MAX_REGISTRY_BYTES = 16 << 20
+"""A registry CSV larger than this is refused (IANA's own is 1.2 MB)."""
+MAX_REGISTRY_PORTS = 200_000
+"""Ports that named rows may cover, ranges expanded: the index holds each (IANA's: 12,036)."""
+
+
 def _parse_port(text: str, where: str) -> tuple[int | None, int | None]:
     if not text:
         return None, None
+    if not text.isascii():  # '²'.isdigit() is True but int('²') fails; int('٣') is 3
+        raise RegistryError(f"{where}: port {text!r} is not a number or a range")
     if text.isdigit() and len(text) <= 5 and int(text) <= 65535:
         return int(text), int(text)
     match = _PORT.match(text)
@@ -226,11 +234,14 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
     """Parse IANA's CSV strictly; raise RegistryError naming the file and line of any fault."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_REGISTRY_BYTES + 1)
     except FileNotFoundError:
         raise RegistryError(f"registry file {name!r} does not exist") from None
     except OSError as exc:
         raise RegistryError(f"registry file {name!r} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_REGISTRY_BYTES:
+        raise RegistryError(f"{name}: larger than {MAX_REGISTRY_BYTES:,} bytes, the limit")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -243,6 +254,7 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
         raise RegistryError(f"{name}:{line}: the file ends in the middle of a line (truncated?)")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     entries: list[RegistryEntry] = []
+    covered = 0
     try:
         header = next(reader)
         if tuple(h.strip() for h in header) != COLUMNS:
@@ -263,6 +275,10 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
                 if date and not _DATE.match(date.strip()):
                     raise RegistryError(f"{where}: date {date!r} is not YYYY-MM-DD or YYYY-MM")
             low, high = _parse_port(port.strip(), where)
+            if service.strip() and low is not None and high is not None:
+                covered += high - low + 1  # unnamed rows (Unassigned, Reserved) are not indexed
+                if covered > MAX_REGISTRY_PORTS:
+                    raise RegistryError(f"{where}: rows cover over {MAX_REGISTRY_PORTS:,} ports")
             entries.append(
                 RegistryEntry(
                     service.strip(),
