@@ -75,6 +75,14 @@ class ServiceStatus(StrEnum):
     CURRENT = "current"  # a recogniser of a current protocol (HTTP, SSH, TLS) to name squatters
 
 
+class _BuilderArgsError(ValueError):
+    """Every problem of one probe's builder and args: the loader lists each on its own."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class ProbeModel(BaseModel):
     """What to send to a port: text, hex, or a named builder with arguments."""
 
@@ -107,7 +115,7 @@ class ProbeModel(BaseModel):
         if self.builder is not None:
             problems = builder_problems(self.builder, self.args)
             if problems:
-                raise ValueError("; ".join(problems))
+                raise _BuilderArgsError(problems)
         return self
 
 
@@ -390,7 +398,9 @@ def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] |
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
-            problems.append(f"{path}: {_location(dict(error))}: {message}")
+            cause = error.get("ctx", {}).get("error")
+            for each in cause.problems if isinstance(cause, _BuilderArgsError) else [message]:
+                problems.append(f"{path}: {_location(dict(error))}: {each}")
         return None
     if model.id != path.stem:
         problems.append(f"{path}: id: {model.id!r} must equal the file name {path.stem!r}")

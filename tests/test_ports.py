@@ -51,7 +51,7 @@ def test_restricted_transport_that_selects_nothing_is_an_error() -> None:
         ("registry:x", "registry:x"),
         ("²", "'²'"),  # isdigit() is True and int() a ValueError
         ("٣", "'٣'"),  # an Arabic-Indic 3: int() would read it as port 3
-        ("T:80,U:１６１", "'１'"),  # fullwidth digits
+        ("T:80,U:\uff11\uff16\uff11", "'\uff11'"),  # fullwidth 161
         ("", "''"),
         ("   ", "'   '"),
         ("-5-3", "'-5-3'"),
