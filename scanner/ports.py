@@ -67,8 +67,8 @@ def _port_number(text: str, item: str) -> int:
     if not text or not _DIGITS.issuperset(text):
         raise PortSpecError(f"port {_shown(item)} is not a number or a range")
     if len(text.lstrip("0")) > 5 or not 1 <= int(text) <= 65535:
-        within = f" in {_shown(item)}" if text != item else ""
-        raise PortSpecError(f"port {_shown(text)}{within} is outside 1-65535")
+        number = text if len(text) <= 12 else text[:9] + "..."
+        raise PortSpecError(f"port {number} in {_shown(item)} is outside 1-65535")
     return int(text)
 
 
