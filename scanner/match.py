@@ -30,6 +30,10 @@ _SNMP_OIDS = {
 _TELNET_COMMANDS = frozenset({0xFA, 0xFB, 0xFC, 0xFD, 0xFE})
 _RFC868_2000 = 3_155_673_600  # 2000-01-01 in seconds since 1900
 _RFC868_TO_UNIX = 2_208_988_800
+# RFC 864's rotating pattern: the 95 printing ASCII characters, space to tilde, in a ring
+_CHARGEN_RING = bytes(range(0x20, 0x7F))
+_CHARGEN_MIN = 64  # characters of the rotation needed before a response is called chargen
+_LINE_END = re.compile(rb"\r?\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,42 @@ def _decode_time(response: bytes) -> dict[str, str] | None:
     return {"time": moment.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def _chargen_run(data: bytes, start: int) -> bool:
+    """Whether data is the ring read from position `start` on (wrapping around)."""
+    offset = start % len(_CHARGEN_RING)
+    laps = (offset + len(data)) // len(_CHARGEN_RING) + 1
+    return (_CHARGEN_RING * laps)[offset : offset + len(data)] == data
+
+
+def _decode_chargen(response: bytes) -> dict[str, str] | None:
+    """RFC 864 chargen, recognised by its structure rather than a substring.
+
+    A chargen service sends lines of one width (72 in the RFC and in inetd) cut from the ring
+    of the 95 printing characters, each line starting one character further round the ring,
+    ended by CRLF. The whole response must be that: full lines, then perhaps the start of the
+    next one where a TCP read stopped (a UDP reply is one line, or one chunk of the ring).
+    Junk that merely contains the alphabet is not chargen.
+    """
+    *lines, tail = _LINE_END.split(response)
+    if not lines:  # one chunk with no line end
+        if len(tail) < _CHARGEN_MIN or tail[0] not in _CHARGEN_RING:
+            return None
+        return {"width": str(len(tail))} if _chargen_run(tail, tail[0] - 0x20) else None
+    first = lines[0]
+    if not first or first[0] not in _CHARGEN_RING:
+        return None
+    start, width = first[0] - 0x20, len(first)
+    for index, line in enumerate(lines):
+        if len(line) != width or not _chargen_run(line, start + index):
+            return None
+    tail = tail.removesuffix(b"\r")  # a read that stopped between CR and LF
+    if len(tail) > width or not _chargen_run(tail, start + len(lines)):
+        return None
+    if width * len(lines) + len(tail) < _CHARGEN_MIN:
+        return None
+    return {"width": str(width)}
+
+
 def _decode_rmcp(response: bytes) -> dict[str, str] | None:
     if len(response) >= 12 and response[0] == 6 and response[3] == 6 and response[8] == 0x40:
         return {"asf": "presence-pong"}
@@ -206,6 +246,7 @@ _DECODERS: dict[str, Callable[[bytes], dict[str, str] | None]] = {
     "x11": _decode_x11,
     "smart-install": _decode_smart_install,
     "rcmd": _decode_rcmd,
+    "chargen": _decode_chargen,
 }
 
 

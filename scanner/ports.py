@@ -3,6 +3,9 @@
 -p 23,161,391-392        every selected transport
 -p T:23,412,U:161,391    a prefix applies to the items after it, up to the next prefix
 -p -1024, -p 60000-, -p -   open-ended ranges, as in nmap
+
+Ports are written with the ASCII digits 0-9 only: str.isdigit() and int() also take '²' or
+'٣', which would end in a ValueError or quietly mean port 3. Every error names the value.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from scanner.models import Transport
 
 _PREFIXES = {"T": Transport.TCP, "U": Transport.UDP}
 _SERVICE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._*?+-]*$")
+
+_SHOWN = 60  # characters of a bad value an error quotes: a megabyte-long spec is not repeated
+_DIGITS = frozenset("0123456789")
 
 NamedPortResolver = Callable[[str], dict[Transport, list[int]]]
 """Expands a named item (such as `registry:synoptics-trap`) to ports per transport."""
@@ -53,16 +59,23 @@ def compress_ports(ports: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def _shown(value: str) -> str:
+    """The value quoted for an error message, shortened when long."""
+    if len(value) > _SHOWN:
+        value = value[: _SHOWN - 3] + "..."
+    return repr(value)
+
+
 def _port_number(text: str, item: str) -> int:
-    if not text.isdigit():
+    if not text or not _DIGITS.issuperset(text):
         hint = ""
         if _SERVICE_NAME.match(item):
             hint = f"; for the ports registered to a service, write registry:{item}"
-        raise PortSpecError(f"port {item!r} is not a number or a range{hint}")
-    number = int(text)
-    if not 1 <= number <= 65535:
-        raise PortSpecError(f"port {number} in {item!r} is outside 1-65535")
-    return number
+        raise PortSpecError(f"port {_shown(item)} is not a number or a range{hint}")
+    if len(text.lstrip("0")) > 5 or not 1 <= int(text) <= 65535:
+        number = text if len(text) <= 12 else text[:9] + "..."
+        raise PortSpecError(f"port {number} in {_shown(item)} is outside 1-65535")
+    return int(text)
 
 
 def _expand_item(item: str) -> range:
@@ -73,7 +86,7 @@ def _expand_item(item: str) -> range:
     low = _port_number(low_text, item) if low_text else 1
     high = _port_number(high_text, item) if high_text else 65535
     if high < low:
-        raise PortSpecError(f"port range {item!r} ends before it starts")
+        raise PortSpecError(f"port range {_shown(item)} ends before it starts")
     return range(low, high + 1)
 
 
@@ -87,7 +100,13 @@ def parse_port_spec(
     chosen: dict[Transport, set[int]] = {t: set() for t in Transport}
     current: tuple[Transport, ...] = selected
     if not text.strip():
-        raise PortSpecError("empty port specification")
+        raise PortSpecError(f"port specification {text!r} is empty")
+    if not text.isascii():
+        odd = next(ch for ch in text if not ch.isascii())
+        raise PortSpecError(
+            f"port specification {_shown(text)} has the character {odd!r}: "
+            "ports are written with the digits 0-9"
+        )
     for raw in text.split(","):
         item = raw.strip()
         head, sep, rest = item.partition(":")
@@ -95,12 +114,12 @@ def parse_port_spec(
             current = (_PREFIXES[head.upper()],)
             item = rest.strip()
         elif sep and head.upper() == "S":
-            raise PortSpecError(f"port item {raw.strip()!r}: SCTP is not supported")
+            raise PortSpecError(f"port item {_shown(raw.strip())}: SCTP is not supported")
         if not item:
-            raise PortSpecError(f"empty item in port specification {text!r}")
+            raise PortSpecError(f"empty item in port specification {_shown(text)}")
         if ":" in item:
             if resolve_name is None:
-                raise PortSpecError(f"port item {item!r} is not a number or a range")
+                raise PortSpecError(f"port item {_shown(item)} is not a number or a range")
             for transport, ports in resolve_name(item).items():
                 if transport in current:
                     chosen[transport].update(ports)
@@ -113,7 +132,7 @@ def parse_port_spec(
     )
     if not len(spec):
         names = "/".join(t.value for t in selected)
-        raise PortSpecError(f"port specification {text!r} selects no {names} port")
+        raise PortSpecError(f"port specification {_shown(text)} selects no {names} port")
     return spec
 
 

@@ -5,6 +5,12 @@ exist, a profile that includes itself... every problem in every file is collecte
 in one error, each naming the file, the path in the document and the problem. A scan never
 starts on a half-understood profile.
 
+A profile is local input that may be hostile, so the limits come before the work: a file over
+MAX_PROFILE_BYTES is not read further; the YAML parser's events are checked for nesting deeper
+than MAX_YAML_DEPTH and for aliases expanding the document beyond MAX_YAML_SIZE (a 500-byte
+"billion laughs") before anything is built; a builder's `args` are checked against that
+builder's own model.
+
 A profile holds probes (what to send) and services (what an obsolete service is, where it is
 registered, how to recognise its answer, how bad it is, how to fix it). Probes are shared:
 identical probes run once per port, and every service that wants the answer gets it.
@@ -25,10 +31,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from scanner.errors import ProfileError
 from scanner.models import Severity, Transport
+from scanner.probes import builder_problems
 from scanner.registry import RegistryEntry
+
+MAX_PROFILE_BYTES = 1 << 20
+"""A profile file larger than this (1 MiB; the bundled ones are under 16 KiB) is refused."""
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of mappings and sequences in a profile, aliases expanded (bundled: 6)."""
+MAX_YAML_SIZE = 2 * MAX_PROFILE_BYTES
+"""Nodes plus scalar characters of a profile with its aliases expanded. Without aliases a
+document is about as large as its file, so only aliases that multiply it reach the limit."""
+MAX_PROFILE_FILES = 64
+"""Profile files one load may read, includes counted (bundled: 3)."""
+_PROBLEM_CHARS = 300  # one problem's text at most: a megabyte-long bad value is not repeated
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 _ID = r"^[a-z0-9][a-z0-9-]*$"
+
+
+def _loader() -> type[Any]:
+    """libyaml's safe loader when PyYAML has it (ten times faster; its parser is a state
+    machine, no recursion), else PyYAML's. yaml is imported only here: a warm profile cache
+    never parses YAML (see load_profiles_cached)."""
+    import yaml  # noqa: PLC0415
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ServiceStatus(StrEnum):
@@ -37,6 +64,14 @@ class ServiceStatus(StrEnum):
     OBSOLETE = "obsolete"  # its owner and protocol are gone: anything answering is a finding
     LEGACY_RISK = "legacy-risk"  # still found, but a risk by design (telnet, TFTP, SNMPv1)
     CURRENT = "current"  # a recogniser of a current protocol (HTTP, SSH, TLS) to name squatters
+
+
+class _BuilderArgsError(ValueError):
+    """Every problem of one probe's builder and args: the loader lists each on its own."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class ProbeModel(BaseModel):
@@ -68,6 +103,10 @@ class ProbeModel(BaseModel):
                 raise ValueError(f"payload_hex {self.payload_hex!r} is not hex") from None
         if self.args and self.builder is None:
             raise ValueError("args are only for a builder")
+        if self.builder is not None:
+            problems = builder_problems(self.builder, self.args)
+            if problems:
+                raise _BuilderArgsError(problems)
         return self
 
 
@@ -88,6 +127,7 @@ MatcherType = Literal[
     "x11",
     "smart-install",
     "rcmd",
+    "chargen",
 ]
 
 
@@ -113,7 +153,7 @@ class MatcherModel(BaseModel):
         if value is not None:
             try:
                 re.compile(value.encode("latin-1"))
-            except (re.error, UnicodeEncodeError) as exc:
+            except (re.error, UnicodeEncodeError, RecursionError, OverflowError) as exc:
                 raise ValueError(f"pattern {value!r} is not a valid regex: {exc}") from None
         return value
 
@@ -123,7 +163,7 @@ class MatcherModel(BaseModel):
         for name, pattern in value.items():
             try:
                 compiled = re.compile(pattern.encode("latin-1"))
-            except (re.error, UnicodeEncodeError) as exc:
+            except (re.error, UnicodeEncodeError, RecursionError, OverflowError) as exc:
                 raise ValueError(
                     f"extract.{name}: {pattern!r} is not a valid regex: {exc}"
                 ) from None
@@ -223,6 +263,19 @@ def bundled_profile_ids() -> list[str]:
     return sorted(p.stem for p in bundled_profiles_dir().glob("*.yaml"))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL in it, names no profile
+        return False
+
+
+def _one_line(problem: str) -> str:
+    """A problem as one line of bounded length: control characters shown escaped."""
+    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in problem)
+    return text if len(text) <= _PROBLEM_CHARS else text[: _PROBLEM_CHARS - 3] + "..."
+
+
 def _location(error: dict[str, Any]) -> str:
     parts: list[str] = []
     for item in error["loc"]:
@@ -233,20 +286,103 @@ def _location(error: dict[str, Any]) -> str:
     return ".".join(parts) or "(document)"
 
 
-def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] | None:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        problems.append(f"{path}: cannot be read: {exc.strerror}")
-        return None
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence the parser is inside of."""
+
+    anchor: str | None
+    size_before: int
+    height: int = 1  # levels of collections, itself included
+
+
+def _yaml_shape_problem(raw: bytes) -> str | None:
+    """Depth and expanded size of a YAML document, from the parser's events alone.
+
+    Nothing is built yet, so neither a deep nesting (a recursive composer would overflow the
+    stack) nor an alias bomb (a few hundred bytes that expand to billions of nodes) costs
+    more than the bytes of the file. Returns where and why the document is refused, or None.
+    """
+    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (expanded size, height; scalar: 0)
+    inside: list[_Open] = []
+    size = 0
+
+    def ended(anchor: str | None, node_size: int, height: int) -> None:
+        if anchor is not None:
+            anchors[anchor] = (node_size, height)
+        if inside:
+            inside[-1].height = max(inside[-1].height, height + 1)
+
+    import yaml  # noqa: PLC0415 - as _parse_yaml
+
+    for event in yaml.parse(raw, Loader=_loader()):
+        mark = event.start_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        if isinstance(event, yaml.CollectionStartEvent):
+            inside.append(_Open(event.anchor, size))
+            size += 1
+            if len(inside) > MAX_YAML_DEPTH:
+                return f"{line}: nested deeper than {MAX_YAML_DEPTH} levels (the limit)"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            done = inside.pop()
+            ended(done.anchor, size - done.size_before, done.height)
+        elif isinstance(event, yaml.ScalarEvent):
+            size += 1 + len(event.value)
+            ended(event.anchor, 1 + len(event.value), 0)
+        elif isinstance(event, yaml.AliasEvent):
+            if any(open_.anchor == event.anchor for open_ in inside):
+                return f"{line}: alias *{event.anchor} refers to a collection that holds it"
+            node_size, height = anchors.get(event.anchor or "", (1, 0))
+            size += node_size
+            ended(None, node_size, height)
+            if len(inside) + height > MAX_YAML_DEPTH:
+                return (
+                    f"{line}: alias *{event.anchor} nests the document deeper than "
+                    f"{MAX_YAML_DEPTH} levels (the limit)"
+                )
+        if size > MAX_YAML_SIZE:
+            return (
+                f"{line}: with its aliases expanded the document exceeds {MAX_YAML_SIZE:,} "
+                "nodes and characters (the limit)"
+            )
+    return None
+
+
+def _read_limited(path: Path) -> bytes:
+    """At most MAX_PROFILE_BYTES + 1 bytes: enough to know a file is too large, never more."""
+    with path.open("rb") as handle:
+        return handle.read(MAX_PROFILE_BYTES + 1)
+
+
+def _parse_yaml(path: Path, raw: bytes, problems: list[str]) -> object:
     import yaml  # noqa: PLC0415 - only on a cache miss (load_profiles_cached)
 
     try:
-        document = yaml.safe_load(raw)
+        shape = _yaml_shape_problem(raw)
+        if shape is not None:
+            problems.append(f"{path}{shape}")
+            return None
+        return yaml.load(raw, Loader=_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        problems.append(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}")
+        problems.append(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
+    except ValueError as exc:  # a tagged value that does not convert: !!int x, 2001-13-01
+        problems.append(f"{path}: not valid YAML: {exc}")
+    return None
+
+
+def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] | None:
+    try:
+        raw = _read_limited(path)
+    except OSError as exc:
+        problems.append(f"{path}: cannot be read: {exc.strerror}")
+        return None
+    if len(raw) > MAX_PROFILE_BYTES:
+        problems.append(f"{path}: larger than {MAX_PROFILE_BYTES:,} bytes, the limit for a profile")
+        return None
+    known = len(problems)
+    document = _parse_yaml(path, raw, problems)
+    if len(problems) > known:
         return None
     if not isinstance(document, dict):
         problems.append(f"{path}: (document): a profile is a mapping of keys")
@@ -258,7 +394,9 @@ def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] |
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
-            problems.append(f"{path}: {_location(dict(error))}: {message}")
+            cause = error.get("ctx", {}).get("error")
+            for each in cause.problems if isinstance(cause, _BuilderArgsError) else [message]:
+                problems.append(f"{path}: {_location(dict(error))}: {each}")
         return None
     if model.id != path.stem:
         problems.append(f"{path}: id: {model.id!r} must equal the file name {path.stem!r}")
@@ -307,7 +445,13 @@ def load_profiles(names: Sequence[str]) -> list[Profile]:
             return
         if key in loaded:
             return
-        if not path.is_file():
+        if len(loaded) >= MAX_PROFILE_FILES:
+            problems.append(
+                f"{path}: more than {MAX_PROFILE_FILES} profile files with their includes "
+                "(the limit)"
+            )
+            return
+        if not _is_file(path):
             known = ", ".join(bundled_profile_ids()) or "none"
             problems.append(f"{path}: no such profile (bundled profiles: {known})")
             return
@@ -367,7 +511,7 @@ def load_profiles(names: Sequence[str]) -> list[Profile]:
             )
         )
     if problems:
-        unique = list(dict.fromkeys(problems))
+        unique = list(dict.fromkeys(_one_line(problem) for problem in problems))
         raise ProfileError(
             f"{len(unique)} problem{'s' if len(unique) > 1 else ''} in profiles: "
             + "; ".join(unique)

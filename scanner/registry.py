@@ -23,7 +23,6 @@ import csv
 import difflib
 import fnmatch
 import gc
-import gzip
 import io
 import os
 import re
@@ -231,9 +230,17 @@ def describe_source(registry: Registry) -> str:
     )
 
 
+MAX_REGISTRY_BYTES = 16 << 20
+"""A registry CSV larger than this is refused (IANA's own is 1.2 MB)."""
+MAX_REGISTRY_PORTS = 200_000
+"""Ports that named rows may cover, ranges expanded: the index holds each (IANA's: 12,036)."""
+
+
 def _parse_port(text: str, where: str) -> tuple[int | None, int | None]:
     if not text:
         return None, None
+    if not text.isascii():  # '²'.isdigit() is True but int('²') fails; int('٣') is 3
+        raise RegistryError(f"{where}: port {text!r} is not a number or a range")
     if text.isdigit() and len(text) <= 5 and int(text) <= 65535:
         return int(text), int(text)
     match = _PORT.match(text)
@@ -254,18 +261,16 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
     """
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_REGISTRY_BYTES + 1)
     except FileNotFoundError:
         raise RegistryError(f"registry file {name!r} does not exist") from None
     except OSError as exc:
         raise RegistryError(f"registry file {name!r} cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_REGISTRY_BYTES:
+        raise RegistryError(f"{name}: larger than {MAX_REGISTRY_BYTES:,} bytes, the limit")
     if raw.startswith(b"\x1f\x8b"):
-        try:
-            raw = gzip.decompress(raw)
-        except EOFError:
-            raise RegistryError(f"{name}: the gzip data ends early (truncated?)") from None
-        except (OSError, zlib.error) as exc:  # BadGzipFile is an OSError; a bad CRC too
-            raise RegistryError(f"{name}: not valid gzip data ({exc})") from None
+        raw = _gunzip_limited(raw, name)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -278,6 +283,7 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
         raise RegistryError(f"{name}:{line}: the file ends in the middle of a line (truncated?)")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     entries: list[RegistryEntry] = []
+    covered = 0
     try:
         header = next(reader)
         if tuple(h.strip() for h in header) != COLUMNS:
@@ -298,6 +304,10 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
                 if date and not _DATE.match(date.strip()):
                     raise RegistryError(f"{where}: date {date!r} is not YYYY-MM-DD or YYYY-MM")
             low, high = _parse_port(port.strip(), where)
+            if service.strip() and low is not None and high is not None:
+                covered += high - low + 1  # unnamed rows (Unassigned, Reserved) are not indexed
+                if covered > MAX_REGISTRY_PORTS:
+                    raise RegistryError(f"{where}: rows cover over {MAX_REGISTRY_PORTS:,} ports")
             entries.append(
                 RegistryEntry(
                     service.strip(),
@@ -319,6 +329,23 @@ def parse_iana_csv(path: str | Path) -> list[RegistryEntry]:
     except StopIteration:
         raise RegistryError(f"{name}: the file has no header line") from None
     return entries
+
+
+def _gunzip_limited(raw: bytes, name: str) -> bytes:
+    """Decompress a gzip registry, refusing one that expands past MAX_REGISTRY_BYTES (a
+    gzip bomb costs no more than the limit)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        text = inflater.decompress(raw, MAX_REGISTRY_BYTES + 1)
+    except zlib.error as exc:
+        raise RegistryError(f"{name}: not valid gzip data ({exc})") from None
+    if len(text) > MAX_REGISTRY_BYTES:
+        raise RegistryError(
+            f"{name}: decompresses to more than {MAX_REGISTRY_BYTES:,} bytes, the limit"
+        )
+    if not inflater.eof:
+        raise RegistryError(f"{name}: the gzip data ends early (truncated?)")
+    return text
 
 
 def parse_etc_services(path: str | Path) -> list[RegistryEntry]:

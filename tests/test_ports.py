@@ -49,6 +49,16 @@ def test_restricted_transport_that_selects_nothing_is_an_error() -> None:
         ("T:", "T:"),
         ("22-x", "22-x"),
         ("registry:x", "registry:x"),
+        ("²", "'²'"),  # isdigit() is True and int() a ValueError
+        ("٣", "'٣'"),  # an Arabic-Indic 3: int() would read it as port 3
+        ("T:80,U:\uff11\uff16\uff11", "'\uff11'"),  # fullwidth 161
+        ("", "''"),
+        ("   ", "'   '"),
+        ("-5-3", "'-5-3'"),
+        ("1-²", "'1-²'"),
+        ("99999999999999999999", "99999"),  # too long for int() to be asked
+        ("+5", "'+5'"),
+        ("5_0", "'5_0'"),  # int() would take the underscore
     ],
 )
 def test_invalid_ports_name_the_value(text: str, named: str) -> None:
@@ -75,4 +85,32 @@ def test_parser_raises_only_port_spec_errors(text: str) -> None:
         spec = parse_port_spec(text)
     except PortSpecError:
         return
+    assert all(1 <= p <= 65535 for p in spec.tcp + spec.udp)
+
+
+def test_a_huge_bad_value_is_named_but_not_repeated_whole() -> None:
+    # Given a megabyte of digits, the error quotes the start of it, not all of it
+    with pytest.raises(PortSpecError) as caught:
+        parse_port_spec("7" * 1_000_000)
+    message = str(caught.value)
+    assert "'7777" in message and len(message) < 200 and "\n" not in message
+
+
+def test_leading_zeros_are_still_ascii_ports() -> None:
+    assert parse_port_spec("00080", (Transport.TCP,)).tcp == (80,)
+
+
+@given(st.text(max_size=30))
+def test_any_text_is_a_spec_or_a_port_spec_error_naming_it(text: str) -> None:
+    try:
+        spec = parse_port_spec(text)
+    except PortSpecError as exc:
+        message = str(exc)
+        items = [raw.strip() for raw in text.split(",")]
+        named = {text, *items, *(item.partition(":")[2].strip() for item in items)}
+        named |= {part for item in set(named) for part in item.split("-")}
+        assert "\n" not in message
+        assert any(repr(value) in message for value in named), message
+        return
+    assert text.isascii()
     assert all(1 <= p <= 65535 for p in spec.tcp + spec.udp)

@@ -7,12 +7,14 @@ import json
 import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from scanner.classify import Knowledge, classify_port
@@ -20,8 +22,16 @@ from scanner.cli import ghostport_main, scan_main
 from scanner.errors import ProfileError
 from scanner.match import match
 from scanner.models import PortObservation, PortState, Reason, Transport, Verdict
+from scanner.probes import BUILDERS, build_payload
 from scanner.probeset import build_probe_set
-from scanner.profiles import bundled_profile_ids, load_profiles, merged
+from scanner.profiles import (
+    MAX_PROFILE_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_SIZE,
+    bundled_profile_ids,
+    load_profiles,
+    merged,
+)
 from tests.samples import ECHO, PORT_OWNERS_ONLY, SAMPLES, SILENT, Sample
 from tests.test_cli import validate
 
@@ -399,3 +409,235 @@ def test_identical_probes_share_one_exchange_and_keep_every_id() -> None:
         ("ask-a", "ask-b"),
         ("ask-c",),
     ]
+
+
+# ---------------------------------------------------------------- limits on hostile profiles
+
+
+def billion_laughs(profile_id: str) -> str:
+    """Nine levels of nine aliases inside a builder's args: 9**9 strings once expanded."""
+    levels = ["      a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    for below, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"      {name}: &{name} [{','.join([f'*{below}'] * 9)}]")
+    return (
+        f"id: {profile_id}\ntitle: t\nprobes:\n  - id: p\n    transport: udp\n"
+        "    builder: snmp-get\n    args:\n" + "\n".join(levels) + "\n"
+    )
+
+
+def test_an_alias_bomb_is_one_problem_naming_the_file_and_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(billion_laughs("bomb"))
+    assert path.stat().st_size <= 501  # the issue's profile was 501 bytes
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    message = str(caught.value)
+    assert message.startswith("1 problem in profiles: ")
+    assert f"{path}:" in message and f"{MAX_YAML_SIZE:,}" in message and "aliases" in message
+
+
+@pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ("{a: ", "}"), ("- ", "")])
+def test_deep_nesting_is_one_problem_not_a_recursion_error(
+    tmp_path: Path, opener: str, closer: str
+) -> None:
+    # Given 20,000 levels of flow sequences, flow mappings or compact block sequences
+    path = tmp_path / "deep.yaml"
+    nested = opener * 20_000 + "x" + closer * 20_000
+    path.write_text(f"id: deep\ntitle:\n  {nested}\n")
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    assert f"{path}:3: nested deeper than {MAX_YAML_DEPTH} levels" in str(caught.value)
+
+
+def test_an_alias_that_nests_too_deep_is_refused(tmp_path: Path) -> None:
+    # Given 40 levels anchored, then used 40 levels down: 80 levels once expanded
+    forty = "[" * 40 + "x" + "]" * 40
+    path = tmp_path / "alias-deep.yaml"
+    path.write_text(
+        f"id: alias-deep\ntitle: t\ndescription: {forty.replace('[', '&a [', 1)}\n"
+        f"services: {'[' * 40}*a{']' * 40}\n"
+    )
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    assert f"{path}:4: alias *a nests the document deeper than 64 levels" in str(caught.value)
+
+
+def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text("id: loop\ntitle: t\nservices: &s [*s]\n")
+    with pytest.raises(ProfileError, match="alias \\*s refers to a collection that holds it"):
+        load_profiles([str(path)])
+
+
+def test_a_profile_over_the_size_limit_is_not_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("id: big\ntitle: t\ndescription: " + "x" * MAX_PROFILE_BYTES + "\n")
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    assert str(caught.value) == (
+        f"1 problem in profiles: {path}: larger than {MAX_PROFILE_BYTES:,} bytes, "
+        "the limit for a profile"
+    )
+
+
+def test_anchors_within_the_limits_still_load(tmp_path: Path) -> None:
+    # Anchors are YAML's way to share a matcher list; modest use is welcome
+    path = tmp_path / "shared.yaml"
+    path.write_text(
+        "id: shared\ntitle: t\nprobes:\n  - {id: hello, transport: tcp, payload: hi}\n"
+        "services:\n"
+        "  - {id: one, name: One, protocol: one, status: obsolete, ports: {tcp: [1]},\n"
+        "     probes: &probes [hello], matchers: &m [{name: m, type: regex, protocol: x,"
+        " pattern: ok}]}\n"
+        "  - {id: two, name: Two, protocol: two, status: obsolete, ports: {tcp: [2]},\n"
+        "     probes: *probes, matchers: *m}\n"
+    )
+    (profile,) = load_profiles([str(path)])
+    assert [s.matchers[0].pattern for s in profile.services] == ["ok", "ok"]
+
+
+def test_tags_that_do_not_convert_are_profile_errors(tmp_path: Path) -> None:
+    path = tmp_path / "tags.yaml"
+    path.write_text("id: tags\ntitle: t\ndescription: 2001-13-45\n")  # month 13: ValueError
+    with pytest.raises(ProfileError, match=r"not valid YAML: month must be in 1\.\.12"):
+        load_profiles([str(path)])
+
+
+def test_problems_are_one_line_with_control_characters_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.yaml"
+    path.write_text('id: ctl\ntitle: t\n"bad\\nkey\\e[31m": 1\n')
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    message = str(caught.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert "bad\\nkey\\x1b[31m: unknown key" in message
+
+
+# ---------------------------------------------------------------- builder arguments at load
+
+
+BAD_BUILDERS = """
+id: builders
+title: t
+colour: red
+probes:
+  - {id: a, transport: udp, builder: snmp-got}
+  - {id: b, transport: udp, builder: snmp-get, args: {version: 3, comunity: x}}
+  - {id: c, transport: udp, builder: snmp-get, args: {oids: [1.3.6.1.2.1.1.1.0, "1.3.x"]}}
+  - {id: d, transport: tcp, builder: x11-setup, args: {anything: 1}}
+  - {id: e, transport: tcp, builder: finger, args: {query: "a\\r\\nb"}}
+  - {id: f, transport: udp, builder: rmcp-ping, args: {tag: 256}}
+"""
+
+
+def test_bad_builders_are_listed_with_the_profiles_other_problems(tmp_path: Path) -> None:
+    path = tmp_path / "builders.yaml"
+    path.write_text(BAD_BUILDERS)
+    with pytest.raises(ProfileError) as caught:
+        load_profiles([str(path)])
+    message = str(caught.value)
+    for expected in (
+        "colour: unknown key",
+        "probes[0]: unknown builder 'snmp-got' (known: null, text, snmp-get,",
+        "probes[1]: builder 'snmp-get': args.version: Input should be '1' or '2c'",
+        "probes[1]: builder 'snmp-get': args.comunity: unknown key",
+        "probes[2]: builder 'snmp-get': args.oids[1]: String should match pattern",
+        "probes[3]: builder 'x11-setup': args.anything: unknown key",
+        "probes[4]: builder 'finger': args.query: '\\r' is not allowed here",
+        "probes[5]: builder 'rmcp-ping': args.tag: Input should be less than or equal to 255",
+    ):
+        assert f"{path}: {expected}" in message, (expected, message)
+    assert message.startswith("8 problems in profiles")
+
+
+def test_ghostport_profiles_fails_on_a_bad_builder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "builders.yaml"
+    path.write_text(BAD_BUILDERS.replace("colour: red\n", ""))
+    code = ghostport_main(["profiles", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "unknown builder 'snmp-got'" in err and "args.tag" in err
+
+
+def test_every_builder_builds_from_its_defaults_and_refuses_unknown_args() -> None:
+    for name, builder in BUILDERS.items():
+        required = [f for f, info in builder.args.model_fields.items() if info.is_required()]
+        args = {field: "x" for field in required}  # only text's value is required
+        assert isinstance(build_payload(name, args, "probe"), bytes), name
+        with pytest.raises(ProfileError, match=f"builder {name!r}: args.surplus: unknown key"):
+            build_payload(name, {**args, "surplus": 1}, "probe")
+
+
+def test_loading_profiles_does_not_import_scapy() -> None:
+    # Given a fresh interpreter, loading every bundled profile checks the builders' args...
+    code = (
+        "import sys; from scanner.profiles import load_profiles, bundled_profile_ids;"
+        "load_profiles(bundled_profile_ids()); print('scapy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # ...without paying for scapy, which only the payload builders import
+    assert done.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- chargen by its structure
+
+
+CHARGEN = next(s for s in SAMPLES if s.service == "chargen" and s.transport is Transport.TCP)
+CHARGEN_MATCHER = next(
+    m for s in SERVICES if s.id == "chargen" for m in s.matchers if m.type == "chargen"
+)
+RING = bytes(range(0x20, 0x7F))
+
+
+def chargen_stream(start: int, width: int, lines: int, cut: int) -> bytes:
+    """`lines` lines of RFC 864's rotation, then `cut` bytes of the next one."""
+    body = b"".join(
+        bytes(RING[(start + line + i) % len(RING)] for i in range(width)) + b"\r\n"
+        for line in range(lines + 1)
+    )
+    return body[: lines * (width + 2) + cut]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 94),
+    st.integers(32, 132),
+    st.integers(2, 12),  # 64 characters of the ring at least: what the matcher asks
+    st.integers(0, 30),
+)
+def test_any_chargen_stream_is_chargen(start: int, width: int, lines: int, cut: int) -> None:
+    stream = chargen_stream(start, width, lines, min(cut, width + 1))
+    found = match(CHARGEN_MATCHER, stream, b"")
+    assert found is not None and found.protocol == "chargen"
+    assert found.extracted["width"] == str(width)
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"\x00\x01\xfe junk ABCDEFGHIJKLMNOPQRSTUVWXYZ more junk\xff" * 3,
+        b"HTTP/1.0 200 OK\r\n\r\nABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz\r\n",
+        RING[:40],  # too little of the ring to say
+        b"garbage\r\n" + CHARGEN.response,  # a chargen stream after something else
+        CHARGEN.response[:148] + CHARGEN.response[:74],  # the same line twice: no rotation
+        CHARGEN.response[:74] + b"\x00" + CHARGEN.response[74:],
+    ],
+)
+def test_junk_holding_the_alphabet_is_not_chargen(junk: bytes) -> None:
+    assert match(CHARGEN_MATCHER, junk, b"") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.binary(max_size=200), st.integers(16, 95), st.integers(0, 3))
+def test_the_ring_inside_binary_junk_is_not_chargen(
+    before: bytes, after: bytes, size: int, copies: int
+) -> None:
+    # Given runs of the ring among bytes chargen never sends (neither printable nor a line end)
+    junk = before + after
+    assume(any(byte > 0x7E or (byte < 0x20 and byte not in b"\r\n") for byte in junk))
+    response = before + (RING[:size] + b"\r\n") * copies + after
+    # Then the alphabet inside does not make it chargen
+    assert match(CHARGEN_MATCHER, response, b"") is None
