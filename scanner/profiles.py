@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -33,29 +33,17 @@ from scanner.errors import ProfileError
 from scanner.models import Severity, Transport
 from scanner.probes import builder_problems
 from scanner.registry import RegistryEntry
+from scanner.safe_yaml import (
+    MAX_PROFILE_BYTES,
+    MAX_PROFILE_FILES,
+    parse_yaml,
+    read_limited,
+)
 
-MAX_PROFILE_BYTES = 1 << 20
-"""A profile file larger than this (1 MiB; the bundled ones are under 16 KiB) is refused."""
-MAX_YAML_DEPTH = 64
-"""Deepest nesting of mappings and sequences in a profile, aliases expanded (bundled: 6)."""
-MAX_YAML_SIZE = 2 * MAX_PROFILE_BYTES
-"""Nodes plus scalar characters of a profile with its aliases expanded. Without aliases a
-document is about as large as its file, so only aliases that multiply it reach the limit."""
-MAX_PROFILE_FILES = 64
-"""Profile files one load may read, includes counted (bundled: 3)."""
 _PROBLEM_CHARS = 300  # one problem's text at most: a megabyte-long bad value is not repeated
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 _ID = r"^[a-z0-9][a-z0-9-]*$"
-
-
-def _loader() -> type[Any]:
-    """libyaml's safe loader when PyYAML has it (ten times faster; its parser is a state
-    machine, no recursion), else PyYAML's. yaml is imported only here: a warm profile cache
-    never parses YAML (see load_profiles_cached)."""
-    import yaml  # noqa: PLC0415
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ServiceStatus(StrEnum):
@@ -286,94 +274,9 @@ def _location(error: dict[str, Any]) -> str:
     return ".".join(parts) or "(document)"
 
 
-@dataclass(slots=True)
-class _Open:
-    """A mapping or sequence the parser is inside of."""
-
-    anchor: str | None
-    size_before: int
-    height: int = 1  # levels of collections, itself included
-
-
-def _yaml_shape_problem(raw: bytes) -> str | None:
-    """Depth and expanded size of a YAML document, from the parser's events alone.
-
-    Nothing is built yet, so neither a deep nesting (a recursive composer would overflow the
-    stack) nor an alias bomb (a few hundred bytes that expand to billions of nodes) costs
-    more than the bytes of the file. Returns where and why the document is refused, or None.
-    """
-    anchors: dict[str, tuple[int, int]] = {}  # anchor -> (expanded size, height; scalar: 0)
-    inside: list[_Open] = []
-    size = 0
-
-    def ended(anchor: str | None, node_size: int, height: int) -> None:
-        if anchor is not None:
-            anchors[anchor] = (node_size, height)
-        if inside:
-            inside[-1].height = max(inside[-1].height, height + 1)
-
-    import yaml  # noqa: PLC0415 - as _parse_yaml
-
-    for event in yaml.parse(raw, Loader=_loader()):
-        mark = event.start_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        if isinstance(event, yaml.CollectionStartEvent):
-            inside.append(_Open(event.anchor, size))
-            size += 1
-            if len(inside) > MAX_YAML_DEPTH:
-                return f"{line}: nested deeper than {MAX_YAML_DEPTH} levels (the limit)"
-        elif isinstance(event, yaml.CollectionEndEvent):
-            done = inside.pop()
-            ended(done.anchor, size - done.size_before, done.height)
-        elif isinstance(event, yaml.ScalarEvent):
-            size += 1 + len(event.value)
-            ended(event.anchor, 1 + len(event.value), 0)
-        elif isinstance(event, yaml.AliasEvent):
-            if any(open_.anchor == event.anchor for open_ in inside):
-                return f"{line}: alias *{event.anchor} refers to a collection that holds it"
-            node_size, height = anchors.get(event.anchor or "", (1, 0))
-            size += node_size
-            ended(None, node_size, height)
-            if len(inside) + height > MAX_YAML_DEPTH:
-                return (
-                    f"{line}: alias *{event.anchor} nests the document deeper than "
-                    f"{MAX_YAML_DEPTH} levels (the limit)"
-                )
-        if size > MAX_YAML_SIZE:
-            return (
-                f"{line}: with its aliases expanded the document exceeds {MAX_YAML_SIZE:,} "
-                "nodes and characters (the limit)"
-            )
-    return None
-
-
-def _read_limited(path: Path) -> bytes:
-    """At most MAX_PROFILE_BYTES + 1 bytes: enough to know a file is too large, never more."""
-    with path.open("rb") as handle:
-        return handle.read(MAX_PROFILE_BYTES + 1)
-
-
-def _parse_yaml(path: Path, raw: bytes, problems: list[str]) -> object:
-    import yaml  # noqa: PLC0415 - only on a cache miss (load_profiles_cached)
-
-    try:
-        shape = _yaml_shape_problem(raw)
-        if shape is not None:
-            problems.append(f"{path}{shape}")
-            return None
-        return yaml.load(raw, Loader=_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problems.append(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}")
-    except ValueError as exc:  # a tagged value that does not convert: !!int x, 2001-13-01
-        problems.append(f"{path}: not valid YAML: {exc}")
-    return None
-
-
 def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] | None:
     try:
-        raw = _read_limited(path)
+        raw = read_limited(path)
     except OSError as exc:
         problems.append(f"{path}: cannot be read: {exc.strerror}")
         return None
@@ -381,7 +284,7 @@ def _read_profile(path: Path, problems: list[str]) -> tuple[ProfileModel, str] |
         problems.append(f"{path}: larger than {MAX_PROFILE_BYTES:,} bytes, the limit for a profile")
         return None
     known = len(problems)
-    document = _parse_yaml(path, raw, problems)
+    document = parse_yaml(path, raw, problems)
     if len(problems) > known:
         return None
     if not isinstance(document, dict):
@@ -519,50 +422,6 @@ def load_profiles(names: Sequence[str]) -> list[Profile]:
     return profiles
 
 
-class _CachedProfile(BaseModel):
-    """A Profile as kept in the start-up cache; reading one back validates it whole again."""
-
-    model_config = _STRICT
-
-    id: str
-    title: str
-    description: str
-    path: str
-    sha256: str
-    includes: tuple[str, ...]
-    probes: tuple[ProbeModel, ...]
-    services: tuple[ServiceModel, ...]
-    sources: tuple[tuple[str, str], ...]
-
-
-def load_profiles_cached(names: Sequence[str]) -> list[Profile]:
-    """load_profiles, through the user cache (scanner/cache.py) when every file the profiles
-    were loaded from still has the sha256 it had; a miss, or a cache that does not validate,
-    loads the YAML again. Errors are load_profiles' own (a failed load is never cached)."""
-    from scanner import cache  # noqa: PLC0415 - cache imports registry, which imports us
-
-    try:
-        slot = cache.content_key("profiles", str(bundled_profiles_dir()), *names)
-        key = cache.content_key("profiles", cache.file_digest(__file__))
-    except OSError:
-        return load_profiles(names)
-    data = cache.fetch("profiles", slot, key)
-    try:
-        kept = [_CachedProfile.model_validate(item) for item in data]
-        if all(cache.file_digest(p) == h for item in kept for p, h in item.sources):
-            return [Profile(**dict(item)) for item in kept]
-    except (TypeError, ValidationError, OSError):  # TypeError: data is None or not a list
-        pass
-    profiles = load_profiles(names)
-    dumped = [
-        _CachedProfile(**{f.name: getattr(p, f.name) for f in fields(p)}).model_dump(mode="json")
-        for p in profiles
-    ]
-    if [Profile(**dict(_CachedProfile.model_validate(d))) for d in dumped] == profiles:
-        cache.store("profiles", slot, key, dumped)  # only what survives the JSON round trip
-    return profiles
-
-
 def profile_ports(profiles: Iterable[Profile]) -> str:
     """The ports the profiles' services own, as a port spec (the default of `scan`)."""
     _, services = merged(profiles)
@@ -586,6 +445,8 @@ def profile_registry_facts() -> list[RegistryEntry]:
     ids = bundled_profile_ids()
     if not ids:
         return facts
+    from scanner.profile_cache import load_profiles_cached  # noqa: PLC0415 - it imports us
+
     _, services = merged(load_profiles_cached(ids))
     for service in services:
         for name in service.registry:

@@ -24,8 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scanner.probes import BUILDERS
-from scanner.profiles import MAX_PROFILE_BYTES, MAX_YAML_SIZE, bundled_profiles_dir
+from scanner.profiles import bundled_profiles_dir
 from scanner.registry import COLUMNS, MAX_REGISTRY_BYTES
+from scanner.safe_yaml import MAX_PROFILE_BYTES, MAX_YAML_SIZE
 
 REPO = Path(__file__).resolve().parent.parent
 MEMORY_LIMIT = 512 << 20  # the issue saw 8 GB and 24 GB; a loaded profile needs under 150 MB

@@ -24,14 +24,8 @@ from scanner.match import match
 from scanner.models import PortObservation, PortState, Reason, Transport, Verdict
 from scanner.probes import BUILDERS, build_payload
 from scanner.probeset import build_probe_set
-from scanner.profiles import (
-    MAX_PROFILE_BYTES,
-    MAX_YAML_DEPTH,
-    MAX_YAML_SIZE,
-    bundled_profile_ids,
-    load_profiles,
-    merged,
-)
+from scanner.profiles import bundled_profile_ids, load_profiles, merged
+from scanner.safe_yaml import MAX_PROFILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_SIZE
 from tests.samples import ECHO, PORT_OWNERS_ONLY, SAMPLES, SILENT, Sample
 from tests.test_cli import validate
 

@@ -171,7 +171,7 @@ def test_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert name() == "profiles:from-profiles"
     packaged = bundled
     assert name() == "bundled:from-bundled"
-    cache_file().parent.mkdir(parents=True)
+    cache_file().parent.mkdir(parents=True, exist_ok=True)  # the index cache may be there
     write_csv(cache_file(), "from-cache,412,tcp,Cache,,,,,,,,")
     assert name() == "cache:from-cache"
     monkeypatch.setenv("GHOSTPORT_REGISTRY", str(env))

@@ -169,6 +169,9 @@ def _refusal(arg: str) -> str | None:
     return None
 
 
+_PORT_FLAGS = frozenset({"-p", "--ports"})
+
+
 def translate_argv(argv: Sequence[str], takes_value: Collection[str] = ()) -> list[str]:
     """argv with nmap's glued forms split (`-oXout.xml` -> `-oX out.xml`, `-v3` -> `-v -v -v`);
     UsageError for an nmap flag ghostport does not have. `takes_value` are the options whose
@@ -185,11 +188,11 @@ def translate_argv(argv: Sequence[str], takes_value: Collection[str] = ()) -> li
             if index < len(argv):
                 value = argv[index]
                 index += 1
-                # `-p -5-3`: a value that starts with '-' is still the value (argparse would
-                # take it for an option and blame the wrong thing)
-                out.append(f"{arg}={value}" if value.startswith("-") else arg)
-                if not value.startswith("-"):
-                    out.append(value)
+                # `-p -1024` (an open range) and `-p -5-3` (a mistake to name): a port value
+                # that starts with '-' is still the value, which argparse would take for an
+                # option
+                glued = arg in _PORT_FLAGS and value.startswith("-")
+                out += [f"{arg}={value}"] if glued else [arg, value]
             else:
                 out.append(arg)
             continue

@@ -88,7 +88,7 @@ def add_profile_flags(parser: argparse.ArgumentParser) -> None:
 
 def profiles_from(args: argparse.Namespace) -> tuple[Profile, ...]:
     """The profiles the flags name (the default profile when none)."""
-    from scanner.profiles import load_profiles_cached  # noqa: PLC0415 - see the docstring
+    from scanner.profile_cache import load_profiles_cached  # noqa: PLC0415 - see the docstring
 
     return tuple(load_profiles_cached(args.profile or [DEFAULT_PROFILE]))
 
