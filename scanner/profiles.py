@@ -78,6 +78,12 @@ class ProbeModel(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=10)
     read: bool = True
     any_source_port: bool = False
+    rarity: int = Field(
+        default=5,
+        ge=1,
+        le=9,
+        description="nmap-style: 1 = send first (common protocol, one exchange names it), 9 = last",
+    )
 
     @model_validator(mode="after")
     def _one_payload_source(self) -> ProbeModel:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scanner.models import Transport
+from tests.samples.protocols import protocol_samples
 
 _RECORDED = json.loads((Path(__file__).parent / "recorded.json").read_text())
 ECHO = b"<echo>"
@@ -36,6 +37,13 @@ class Sample:
 def recorded(name: str) -> tuple[bytes, str]:
     entry = _RECORDED[name]
     return bytes.fromhex(entry["hex"]), entry["source"]
+
+
+def recorded_or(name: str, constructed: bytes, source: str) -> tuple[bytes, str]:
+    """The recorded sample if record.py could record it, else the constructed one."""
+    if name in _RECORDED:
+        return recorded(name)
+    return constructed, f"constructed per {source}"
 
 
 def _x11_failure() -> bytes:
@@ -214,7 +222,7 @@ def _samples() -> list[Sample]:
     return items
 
 
-SAMPLES = _samples()
+SAMPLES = _samples() + protocol_samples()
 # Services that own ports but have no protocol of their own to recognise: anything that
 # answers there is a squatter (tests check that instead of a positive sample).
 PORT_OWNERS_ONLY = {"cabletron-sgwp", "dec-notes", "threecom-tsmux", "netware-ip"}

@@ -4,6 +4,10 @@ Runs, inside a private network namespace it creates: net-snmp's snmpd (UDP 161 a
 over TCP on 1993, AgentX master on 705), inetutils-inetd's built-in small services, and
 tftpd-hpa; sends each profile probe and writes what came back to recorded.json beside this
 file, with the daemon's version. Needs the Debian packages snmpd, inetutils-inetd, tftpd-hpa.
+
+`--protocols` (also part of a plain run) records the current-protocol recognisers of
+common-protocols.yaml from real daemons in a second namespace (see record_protocols.py beside
+this file); `--protocols-only` records just those and keeps the other samples.
 """
 
 from __future__ import annotations
@@ -137,13 +141,26 @@ def main() -> None:
             daemon.terminate()
             daemon.wait(timeout=5)
         subprocess.run(["ip", "netns", "del", NS], check=False)
-    recorded = {
-        name: {"hex": data.hex(), "source": f"recorded from {source}"}
-        for name, (data, source) in samples.items()
-    }
-    (HERE / "recorded.json").write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {len(recorded)} samples to {HERE / 'recorded.json'}")
+    write(samples)
+
+
+def write(samples: dict[str, tuple[bytes, str]]) -> None:
+    """Merge samples into recorded.json (a sample recorded again replaces the old one)."""
+    path = HERE / "recorded.json"
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded.update(
+        {
+            name: {"hex": data.hex(), "source": f"recorded from {source}"}
+            for name, (data, source) in samples.items()
+        }
+    )
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(samples)} samples to {path}")
 
 
 if __name__ == "__main__":
-    main()
+    if "--protocols-only" not in sys.argv:
+        main()
+    from tests.samples.record_protocols import record_protocols
+
+    write(record_protocols())
