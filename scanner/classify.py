@@ -44,6 +44,8 @@ class Knowledge:
     services: tuple[ServiceModel, ...]
     probes: tuple[ProbeInfo, ...]  # by exchange index; 0 is discovery
     owners: dict[tuple[Transport, int], tuple[ServiceModel, ...]]
+    unconfirmable: frozenset[tuple[Transport, int]] = frozenset()
+    """Ports whose own probes need a privileged source port this process cannot bind."""
 
     @classmethod
     def build(cls, services: Iterable[ServiceModel], probes: Sequence[ProbeInfo]) -> Knowledge:
@@ -70,6 +72,26 @@ class PortClassification:
     service: ServiceMatch | None
     verdict: Verdict | None
     finding: Finding | None
+    note: str | None = None
+
+
+TARPIT_NOTE = (
+    "the host accepts connections on every port (a tarpit, a firewall or a load balancer "
+    "answering for it): what answers here is not told apart from the rest"
+)
+PRIVILEGE_NOTE = (
+    "rlogind and rshd hang up on connections from unprivileged source ports: rerun as root "
+    "(a source port in 512-1023) to confirm what listens (nmap calls such ports tcpwrapped)"
+)
+
+
+def as_tarpit(classified: PortClassification) -> PortClassification:
+    """A port of a host that accepts every port: a squatter there is no finding."""
+    if classified.verdict is not Verdict.SQUATTER:
+        return classified
+    return PortClassification(
+        classified.deciding, classified.service, Verdict.UNIDENTIFIED, None, TARPIT_NOTE
+    )
 
 
 def deciding_observation(observations: Sequence[PortObservation]) -> PortObservation:
@@ -105,12 +127,25 @@ def _candidates(
 Candidate = tuple[ServiceModel, Match, PortObservation]
 
 
-def _rank(owners: tuple[ServiceModel, ...]) -> Callable[[Candidate], tuple[bool, bool, float]]:
-    """Hard before soft, the port's own service before others, then confidence."""
+def hard_protocols(
+    observation: PortObservation, knowledge: Knowledge, owners: tuple[ServiceModel, ...]
+) -> set[str]:
+    """The protocols an answer is a hard match for (the ladder stops at one, unless all are
+    carriers of others, such as HTTP under a proxy's answer)."""
+    return {
+        hit.protocol for _, hit, _ in _candidates([observation], knowledge, owners) if not hit.soft
+    }
 
-    def key(item: Candidate) -> tuple[bool, bool, float]:
+
+def _rank(
+    owners: tuple[ServiceModel, ...],
+) -> Callable[[Candidate], tuple[bool, bool, bool, float]]:
+    """Hard before soft, a protocol carried over another (a proxy over HTTP) before its
+    carrier, the port's own service before others, then confidence."""
+
+    def key(item: Candidate) -> tuple[bool, bool, bool, float]:
         service, hit, _ = item
-        return (not hit.soft, service in owners, hit.confidence)
+        return (not hit.soft, service.over is not None, service in owners, hit.confidence)
 
     return key
 
@@ -134,7 +169,11 @@ def classify_port(
     speaking_owner = next((o for o in owners if o.protocol == hit.protocol), None)
     expected: ServiceModel | None = None
     verdict: Verdict | None
-    if service.status is not ServiceStatus.CURRENT and (service in owners or not owners):
+    if service.status is ServiceStatus.CURRENT and hit.severity is not None and not hit.soft:
+        # A recogniser that raises the severity itself (a shell that ran our command) is a
+        # finding on any port, never the port's own service by protocol name (rsh is "shell")
+        verdict, expected = Verdict.SQUATTER, (owners[0] if owners else None)
+    elif service.status is not ServiceStatus.CURRENT and (service in owners or not owners):
         verdict = Verdict.LEGACY
     elif speaking_owner is not None:
         service, verdict = speaking_owner, Verdict.LEGACY
@@ -205,6 +244,28 @@ def _unrecognised(  # noqa: PLR0917 - one call site, all context
         unknown = ServiceMatch(id=None, protocol=None, confidence=0.3, matcher=None)
         return PortClassification(source, unknown, Verdict.SQUATTER, finding)
     nothing = ServiceMatch(id=None, protocol=None, confidence=0.0, matcher=None)
+    if owners and (deciding.transport, deciding.port) in knowledge.unconfirmable:
+        owner = owners[0]
+        finding = _finding(
+            deciding,
+            knowledge,
+            service=None,
+            hit=None,
+            verdict=Verdict.UNIDENTIFIED,
+            expected=owner,
+            registry=registry,
+            hostname=hostname,
+            extracted={},
+            confidence=0.0,
+        ).model_copy(
+            update={
+                "severity": owner.severity,
+                "title": f"{owner.name} may listen on {deciding.port}/{deciding.transport}: "
+                "confirming it needs a privileged source port",
+                "why": PRIVILEGE_NOTE,
+            }
+        )
+        return PortClassification(deciding, nothing, Verdict.UNIDENTIFIED, finding, PRIVILEGE_NOTE)
     return PortClassification(deciding, nothing, Verdict.UNIDENTIFIED, None)
 
 
@@ -225,7 +286,6 @@ def _finding(
     probe = knowledge.probes[source.probe]
     response = source.response or b""
     where = f"{source.port}/{source.transport}"
-    registered = f" (registered to {registry.name}: {registry.description})" if registry else ""
     about: ServiceModel | None
     if verdict is Verdict.LEGACY:
         assert service is not None
@@ -233,11 +293,18 @@ def _finding(
         title = f"{service.name} answers on {where}"
         about = service
     else:
-        severity = SQUATTER_SEVERITY
-        what = hit.protocol.upper() if hit else "An unrecognised service"
-        owner = expected.name if expected else "an obsolete service"
-        title = f"{what} answers on {where}, a port of {owner}{registered}"
-        about = expected
+        severity = max([SQUATTER_SEVERITY, *raised], key=lambda s: s.rank)
+        what = service.name.removesuffix(" server") if service else "An unrecognised service"
+        if registry is not None:
+            title = (
+                f"{what} answers on {where}, registered to {registry.name} ({registry.description})"
+            )
+        elif expected is not None:
+            title = f"{what} answers on {where}, a port of {expected.name}"
+        else:
+            title = f"{what} answers on {where}"
+        about = expected if service is None or service.severity.rank < severity.rank else service
+    own_words = about is not None and (verdict is Verdict.LEGACY or about is service)
     return Finding(
         host=source.host,
         hostname=hostname,
@@ -260,13 +327,13 @@ def _finding(
         registry=registry,
         history=about.history or None if about else None,
         why=(about.severity_rationale or None)
-        if about and verdict is Verdict.LEGACY
+        if about is not None and own_words
         else (
             "Something other than the registered, obsolete service listens here: a custom "
             "application that picked a 'free' port, or software hiding on an obscure one."
         ),
         remediation=(about.remediation or None)
-        if about and verdict is Verdict.LEGACY
+        if about is not None and own_words
         else (
             "Identify the process that holds the port (`ss -tulpn`, `lsof -i`), confirm it is "
             "wanted, and move it to a port of its own or remove it."

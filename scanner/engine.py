@@ -59,6 +59,12 @@ _RESOURCE_BACKOFF_S = 0.02
 ObservationSink = Callable[[PortObservation], Iterable[ProbeTarget] | None]
 
 
+def _step(wait: float) -> float:
+    """A wait rounded up to 10 ms: deadline queues are per wait, so waits adapted to each
+    host's round trips must not each make a queue of their own."""
+    return max(0.01, -(-round(wait * 1000) // 10) / 100)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineOptions:
     """How the engine probes. Waits are in seconds.
@@ -74,6 +80,7 @@ class EngineOptions:
     per_host: int = 256
     read_limit: int = 8192
     banner_wait: float = 0.0
+    quiet: float = 0.15  # once an answer has started, how long a pause ends it
     udp_payload: bytes = b""
     exchanges: tuple[ExchangeSpec, ...] = ()
 
@@ -86,10 +93,13 @@ class EngineOptions:
         reads = self.banner_wait > 0
         return ExchangeSpec(b"", reads, max(self.banner_wait, self.timeout))
 
-    def attempt_wait(self, attempt: int, exchange: ExchangeSpec | None = None) -> float:
-        """Wait for attempt 1, 2, ...: the timeout, doubled for each retry."""
-        base = exchange.wait if exchange is not None and exchange.wait else self.timeout
-        return base * float(2 ** (attempt - 1))
+    def attempt_wait(
+        self, attempt: int, exchange: ExchangeSpec | None = None, adapted: float = 0.0
+    ) -> float:
+        """Wait for attempt 1, 2, ...: the probe's adapted wait, else the exchange's, else the
+        timeout; doubled for each retry, in steps of 10 ms (one deadline queue per step)."""
+        base = adapted or (exchange.wait if exchange is not None and exchange.wait else 0.0)
+        return _step(float(base or self.timeout) * float(2 ** (attempt - 1)))
 
 
 @dataclass(slots=True)
@@ -164,6 +174,7 @@ class Engine:
         self._pump_handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._tick = min(0.05, max(0.002, options.timeout / 8))
+        self._quiet = _step(options.quiet)
         # Built once: probe 0 (discovery) is most probes of a sweep.
         self._discovery = {t: options.exchange(0, t) for t in Transport}
         self._exchanges = options.exchanges
@@ -371,7 +382,7 @@ class Engine:
             self._schedule_pump(_RESOURCE_BACKOFF_S)
 
     def _attempt_tcp(self, flight: _Flight) -> None:
-        sock = open_tcp(flight.target.family)
+        sock = open_tcp(flight.target.family, privileged=flight.exchange.privileged_source)
         flight.sock, flight.fd, flight.stage = sock, sock.fileno(), _CONNECTING
         code = sock.connect_ex(flight.address)
         if code == errno.EINPROGRESS:
@@ -446,7 +457,7 @@ class Engine:
         flight.stage = _READING
         self._loop.add_reader(flight.fd, self._on_tcp_readable, flight)
         flight.watched = True
-        self._arm(flight, exchange.wait or self._options.timeout)
+        self._arm(flight, _step(flight.target.wait or exchange.wait or self._options.timeout))
 
     def _on_tcp_readable(self, flight: _Flight) -> None:
         sock = flight.sock
@@ -464,6 +475,9 @@ class Engine:
         flight.buffer += data
         if not data or len(flight.buffer) >= self._options.read_limit:
             self._finish(flight, PortState.OPEN, Reason.SYN_ACK, flight.buffer)
+            return
+        # The answer has started: a short pause now ends it (most servers then wait for us)
+        self._arm(flight, self._quiet)
 
     def _attempt_udp(self, flight: _Flight) -> None:
         sock = flight.sock
@@ -494,7 +508,7 @@ class Engine:
             assert self._loop is not None
             self._loop.add_reader(flight.fd, self._on_udp_readable, flight)
             flight.watched = True
-        self._arm(flight, self._options.attempt_wait(flight.attempt, exchange))
+        self._arm(flight, self._options.attempt_wait(flight.attempt, exchange, flight.target.wait))
 
     def _read_udp(self, flight: _Flight) -> bool:
         """Finish the probe if a datagram or an ICMP error is waiting; False if nothing is."""

@@ -88,6 +88,7 @@ class ProbeTarget(NamedTuple):
     port: int
     transport: Transport
     probe: int = 0  # index of the exchange to run (0: discovery)
+    wait: float = 0.0  # this probe's wait, adapted to the host's round trips (0: the exchange's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class ExchangeSpec:
     wait: float | None = None
     retries: int | None = None
     any_source_port: bool = False
+    privileged_source: bool = False  # rlogin/rsh/rexec: connect from a port in 512-1023
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,11 @@ class PortResult(BaseModel):
     service: ServiceMatch | None = None
     verdict: Verdict | None = None
     registry: RegistryRef | None = None
+    note: str | None = Field(
+        default=None,
+        description="why a verdict is what it is where that is not obvious (a host that "
+        "accepts every port; a port that needs a privileged source port to confirm)",
+    )
 
 
 class ProcessFacts(BaseModel):

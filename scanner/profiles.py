@@ -78,6 +78,11 @@ class ProbeModel(BaseModel):
     retries: int | None = Field(default=None, ge=0, le=10)
     read: bool = True
     any_source_port: bool = False
+    privileged_source: bool = Field(
+        default=False,
+        description="connect from a privileged source port (512-1023), as rlogin and rsh "
+        "clients do: their daemons hang up on any other; needs root",
+    )
     rarity: int = Field(
         default=5,
         ge=1,
@@ -214,6 +219,11 @@ class ServiceModel(BaseModel):
     references: list[str] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
     matchers: list[MatcherModel] = Field(default_factory=list)
+    over: str | None = Field(
+        default=None,
+        description="the protocol this one is carried over (an HTTP proxy: http): once that "
+        "one is named, this service's probes still go out, and its match wins",
+    )
 
 
 class ProfileModel(BaseModel):

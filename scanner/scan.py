@@ -68,6 +68,7 @@ class ScanConfig:
     part: ScanSlice = WHOLE
     resume: ResumeState | None = None
     checkpoints: bool = False  # track which plan positions are finished (history, resume)
+    identify_per_host: int = 2  # follow-up exchanges to one host at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +292,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         resolved.addresses,
         config.ports,
         config.seed,
-        judge.probe_set.for_udp,
+        lambda port: (judge.probe_set.first_udp(port),),
         config.part,
         resume.point if resume else START,
     )
@@ -333,12 +334,26 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         if progress is not None:
             progress.finish((observation.host, observation.port, observation.transport))
 
-    assembler = PortAssembler(judge, config.registry, resolved.hostnames, deliver)
-    engine = Engine(options, assembler.add)
+    assembler = PortAssembler(
+        judge,
+        config.registry,
+        resolved.hostnames,
+        deliver,
+        per_host=config.identify_per_host,
+        timeout=options.timeout,
+        scanned_tcp=config.ports.tcp,
+    )
     stop_progress = _run_progress(observer, tally)
     try:
-        return await engine.run(progress.walk() if progress is not None else plan)
+        stats = await Engine(options, assembler.add).run(
+            progress.walk() if progress is not None else plan
+        )
+        later = assembler.second_pass()
+        if later:
+            await Engine(options, assembler.add).run(later)
+        return stats
     finally:
+        assembler.flush()
         stop_progress()
 
 
@@ -397,7 +412,9 @@ async def run_local_audit(config: LocalAuditConfig, event_loop: str) -> ScanDocu
             if not sock.finding or not in_scopes(host, config.scopes):
                 continue
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            indexes = judge.probe_set.for_udp(sock.port) if sock.proto is Transport.UDP else (0,)
+            indexes = (
+                (judge.probe_set.first_udp(sock.port),) if sock.proto is Transport.UDP else (0,)
+            )
             targets.extend(ProbeTarget(host, family, sock.port, sock.proto, i) for i in indexes)
     tally = ScanTally(1, len({(t.host, t.port, t.transport) for t in targets}))
     classified: dict[PortKey, tuple[PortClassification, RegistryRef | None]] = {}

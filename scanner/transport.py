@@ -18,6 +18,7 @@ from __future__ import annotations
 import _socket
 import errno
 import functools
+import random
 import socket
 import struct
 from pathlib import Path
@@ -80,14 +81,50 @@ def socket_address(
     return (host, port) if family == socket.AF_INET else (host, port, 0, 0)
 
 
-def open_tcp(family: int) -> RawSocket:
-    """A non-blocking TCP socket that queues the ICMP errors it receives."""
+def open_tcp(family: int, privileged: bool = False) -> RawSocket:
+    """A non-blocking TCP socket that queues the ICMP errors it receives. `privileged` binds
+    it to a free source port in 512-1023 first, as rlogin and rsh clients do (root only:
+    without the privilege it is an ordinary socket; `can_bind_privileged` says which)."""
     sock = RawSocket(family, STREAM_NONBLOCK)
     if family == socket.AF_INET:
         sock.setsockopt(socket.SOL_IP, IP_RECVERR, 1)
     else:
         sock.setsockopt(_SOL_IPV6, IPV6_RECVERR, 1)
+    if privileged and can_bind_privileged():
+        _bind_privileged(sock, family)
     return sock
+
+
+def can_bind_privileged() -> bool:
+    """True when this process may bind ports below 1024 (root, or CAP_NET_BIND_SERVICE)."""
+    global _PRIVILEGED  # noqa: PLW0603 - asked once per process
+    if _PRIVILEGED is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            _PRIVILEGED = _bind_low(probe, socket.AF_INET)
+    return _PRIVILEGED
+
+
+_PRIVILEGED: bool | None = None
+
+
+def _bind_privileged(sock: RawSocket, family: int) -> None:
+    _bind_low(sock, family)
+
+
+def _bind_low(sock: socket.socket | RawSocket, family: int) -> bool:
+    """Bind to a free port in 512-1023 (another on EADDRINUSE), as rcmd(3) does; False when
+    this process may not, or none is free."""
+    wildcard = "0.0.0.0" if family == socket.AF_INET else "::"
+    for port in random.sample(range(512, 1024), 512):
+        try:
+            sock.bind((wildcard, port))
+            return True
+        except PermissionError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                raise
+    return False
 
 
 def tcp_connect_outcome(sock: RawSocket, code: int) -> tuple[PortState, Reason] | None:

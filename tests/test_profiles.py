@@ -248,7 +248,9 @@ def test_samples_replayed_by_servers_are_recognised_end_to_end(
 ) -> None:
     out = tmp_path / "samples.json"
     extra = ",".join(
-        f"T:{s.port}" for _, s in replayed if (s.transport, s.port) not in KNOWLEDGE.owners
+        f"{str(s.transport)[0].upper()}:{s.port}"
+        for _, s in replayed
+        if (s.transport, s.port) not in KNOWLEDGE.owners
     )
     from scanner.profiles import profile_ports
 
