@@ -200,6 +200,9 @@ class PortResult(BaseModel):
     service: ServiceMatch | None = None
     verdict: Verdict | None = None
     registry: RegistryRef | None = None
+    vantage: str | None = Field(
+        default=None, description="the vantage point it was seen from; null for a local scan"
+    )
 
 
 class ProcessFacts(BaseModel):
@@ -286,6 +289,9 @@ class Finding(BaseModel):
     references: list[str] = Field(default_factory=list)
     process: ProcessFacts | None = Field(
         default=None, description="the local program holding the port (local audit)"
+    )
+    vantage: str | None = Field(
+        default=None, description="the vantage point it was seen from; null for a local scan"
     )
 
 
