@@ -16,6 +16,13 @@
         ├── StoreURLError        a database URL that does not parse or is not supported
         ├── StoreUnavailableError  the database cannot be opened, reached, migrated or written
         └── ScanRefError         an id, prefix, `last` or `previous` matching no scan or several
+    └── ClusterError             a distributed scan that cannot go on (shards.py, cluster/)
+        ├── BrokerUnavailableError  the broker cannot be reached (its URL printed redacted)
+        ├── ShardRefusedError    a worker refused a shard outside its own --scope
+        └── ShardTimeoutError    no worker reported on a shard within --shard-timeout
+
+    ShardLostError               not a user mistake: a worker process died mid-slice; the
+                                 scan fails loudly (exit 3), what was gathered is kept
 
 Network outcomes (refused, reset, timeout, unreachable) are never exceptions: the engine
 records them on the observation as a port state and a reason.
@@ -80,3 +87,24 @@ class StoreUnavailableError(StoreError):
 
 class ScanRefError(StoreError):
     """A scan reference that matches no scan in the database, or more than one."""
+
+
+class ClusterError(ScannerError):
+    """A distributed scan (local worker processes or Celery shards) that cannot go on."""
+
+
+class BrokerUnavailableError(ClusterError):
+    """The broker cannot be reached; the message names it with its credentials redacted."""
+
+
+class ShardRefusedError(ClusterError):
+    """A worker refused a shard (a target outside the worker's own --scope)."""
+
+
+class ShardTimeoutError(ClusterError):
+    """No worker reported on a shard within --shard-timeout (no worker for its vantage?)."""
+
+
+class ShardLostError(Exception):
+    """A worker process died in the middle of its slice: results would be lost, so the scan
+    fails loudly (exit 3) and keeps what was gathered, marked incomplete."""

@@ -207,6 +207,9 @@ class PortResult(BaseModel):
         description="why a verdict is what it is where that is not obvious (a host that "
         "accepts every port; a port that needs a privileged source port to confirm)",
     )
+    vantage: str | None = Field(
+        default=None, description="the vantage point it was seen from; null for a local scan"
+    )
 
 
 class ProcessFacts(BaseModel):
@@ -293,6 +296,9 @@ class Finding(BaseModel):
     references: list[str] = Field(default_factory=list)
     process: ProcessFacts | None = Field(
         default=None, description="the local program holding the port (local audit)"
+    )
+    vantage: str | None = Field(
+        default=None, description="the vantage point it was seen from; null for a local scan"
     )
 
 

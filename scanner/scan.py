@@ -261,7 +261,7 @@ def _scan_info(  # noqa: PLR0917 - one record, built in two places
     )
 
 
-def _run_progress(observer: ScanObserver, tally: ScanTally) -> Callable[[], None]:
+def run_progress(observer: ScanObserver, tally: ScanTally) -> Callable[[], None]:
     """Tick the observer's progress a few times a second; returns the stop function."""
     loop = asyncio.get_running_loop()
     ticker: asyncio.TimerHandle | None = None
@@ -278,6 +278,22 @@ def _run_progress(observer: ScanObserver, tally: ScanTally) -> Callable[[], None
 
     tick()
     return stop
+
+
+def describe_scan(config: ScanConfig, event_loop: str, started_at: str) -> ScanInfo:
+    """The record of a scan about to run, as `run_scan` builds it (a sharded scan's
+    coordinator builds it once for all its shards)."""
+    options = scan_options(config.engine, config.seed, config.all_states, event_loop)
+    return _scan_info(
+        config.command_line,
+        config.targets,
+        config.excludes,
+        config.ports,
+        options,
+        config.profiles,
+        config.registry,
+        started_at,
+    )
 
 
 async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) -> EngineStats:
@@ -343,7 +359,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         timeout=options.timeout,
         scanned_tcp=config.ports.tcp,
     )
-    stop_progress = _run_progress(observer, tally)
+    stop_progress = run_progress(observer, tally)
     try:
         stats = await Engine(options, assembler.add).run(
             progress.walk() if progress is not None else plan

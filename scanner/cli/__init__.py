@@ -11,6 +11,7 @@
     history    `ghostport history`, `diff`, `resume` and `import`: the scan history database
     reports    `ghostport report`
     labs       `ghostport lab` and `ghostport demo`
+    distributed  `scan --workers` / `scan --broker` as shards, and `ghostport worker`
 
 Exit codes: 0 scan completed; 1 a finding reached --fail-on; 2 a user mistake (one line on
 stderr); 3 an internal error (partial results are kept); 130 interrupted (partial results are
@@ -48,7 +49,8 @@ commands:
   resume    continue an interrupted scan with its seed and options
   import    store saved scans (JSON) in the history
   lab       run the emulated legacy services until Ctrl-C
-  demo      start the lab, scan it, write ghostport-demo.html and .json"""
+  demo      start the lab, scan it, write ghostport-demo.html and .json
+  worker    run shards of distributed scans (`scan --broker`) from this vantage point"""
 
 
 def _scan(argv: Sequence[str], prog: str) -> int:
@@ -96,6 +98,10 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
             "resume": history.resume_command,
             "import": history.import_command,
         }[name]
+    if name == "worker":
+        from scanner.cli.distributed import worker_command  # noqa: PLC0415
+
+        return worker_command
     if name in ("lab", "demo"):
         from scanner.cli import labs  # noqa: PLC0415
 
@@ -115,6 +121,7 @@ _VERBS = (
     "import",
     "lab",
     "demo",
+    "worker",
 )
 
 

@@ -96,8 +96,9 @@ class ConsoleObserver:
                 if registered
                 else ""
             )
+            seen_from = f"[{one_line(result.vantage)}] " if result.vantage else ""
             self._out.write(
-                f"{result.host}{name}\t{result.port}/{result.proto}\t{result.state}\t"
+                f"{seen_from}{result.host}{name}\t{result.port}/{result.proto}\t{result.state}\t"
                 f"{result.reason}{known}\n"
             )
 
@@ -107,7 +108,8 @@ class ConsoleObserver:
         self.severities.append(finding.severity)
         if self.list_ports:
             self._clear_progress()
-            self._out.write(render_finding_line(finding) + "\n")
+            seen_from = f"[{one_line(finding.vantage)}] " if finding.vantage else ""
+            self._out.write(seen_from + render_finding_line(finding) + "\n")
 
     def progress(self, tally: ScanTally) -> None:
         if self.writer is not None:

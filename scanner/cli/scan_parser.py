@@ -94,9 +94,46 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         metavar="ID",
         help="continue the interrupted scan ID with its own seed and options",
     )
+    add_distribution_flags(parser)
     opt.add_debug_flag(parser)
     parser.add_argument("--version", action="version", version=f"ghostport {__version__}")
     return parser
+
+
+def add_distribution_flags(parser: argparse.ArgumentParser) -> None:
+    """--workers (local processes) and --broker and its companions (Celery shards)."""
+    group = parser.add_argument_group("distribution")
+    group.add_argument(
+        "--workers",
+        type=opt.count(1),
+        metavar="N",
+        help="split the scan into N slices, one local process each (default: the number of "
+        "cores, for scans of 16,384 probes or more; 1 runs in this process)",
+    )
+    group.add_argument(
+        "--broker",
+        metavar="URL",
+        help="run the scan as shards on Celery workers through this broker: redis://..., "
+        "rediss://..., redis+socket:///PATH (also $GHOSTPORT_BROKER)",
+    )
+    group.add_argument(
+        "--shards", type=opt.count(1), metavar="N", help="with --broker: slices per vantage (2)"
+    )
+    group.add_argument(
+        "--vantage",
+        action="append",
+        default=[],
+        metavar="NAME=TARGETS",
+        help="with --broker: scan TARGETS (comma-separated) from the workers of vantage NAME "
+        "(repeatable; instead of positional targets)",
+    )
+    group.add_argument(
+        "--shard-timeout",
+        type=opt.positive_float,
+        default=120.0,
+        metavar="S",
+        help="with --broker: fail when a shard has no word from a worker for S seconds (120)",
+    )
 
 
 def build_local_parser() -> argparse.ArgumentParser:

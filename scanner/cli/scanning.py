@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -127,6 +128,13 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         return run_scan_command(resume_argv(args.resume, args.db), prog)
     nmapflags.check_targets(args)
     command_line = [*prog.split(), *argv]
+    distributed = args.broker or args.vantage or args.workers or os.environ.get("GHOSTPORT_BROKER")
+    if distributed:
+        from scanner.cli import distributed as dist  # noqa: PLC0415
+        from scanner.cluster.urls import redact_argv  # noqa: PLC0415
+
+        dist.prepare_targets(args)
+        command_line = redact_argv(command_line)
     if args.local:
         if args.targets or args.input_list:
             raise UsageError("--local audits this machine: give no targets with it")
@@ -145,8 +153,13 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         replay=history.replay,
     )
     observer = ObserverHub([console, *history.observers()])
+    from scanner.cli.distributed import sharded_scan  # noqa: PLC0415
+
+    scan = sharded_scan(args, argv, config, observer, history) or (
+        lambda loop: run_scan(config, observer, loop)
+    )
     try:
-        complete = drive(lambda loop: run_scan(config, observer, loop), config.event_loop, observer)
+        complete = drive(scan, config.event_loop, observer)
         outputs.changes = history.changes_since_previous
         outputs.finish(document_ready=console.writer is not None)
     finally:

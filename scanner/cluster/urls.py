@@ -1,0 +1,49 @@
+"""Broker URLs without their secrets: safe to print, log or record (no Celery import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+_URL_FLAGS = ("--broker",)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (the user name kept)."""
+    try:
+        parts = urlsplit(url)
+        password, user, host, port = parts.password, parts.username, parts.hostname, parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    if password is None and "@" not in parts.netloc:
+        return url
+    where = f"{host or ''}{f':{port}' if port else ''}"
+    netloc = f"{user or ''}:***@{where}" if (user or password) else where
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def redact_text(text: str, url: str) -> str:
+    """A message with the URL's password taken out wherever it appears."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    return text.replace(password, "***") if password else text
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line with every --broker URL redacted (it is recorded in the results)."""
+    out: list[str] = []
+    redact_next = False
+    for item in argv:
+        if redact_next:
+            out.append(redact_url(item))
+            redact_next = False
+        elif item in _URL_FLAGS:
+            out.append(item)
+            redact_next = True
+        elif item.startswith("--broker="):
+            out.append("--broker=" + redact_url(item.split("=", 1)[1]))
+        else:
+            out.append(item)
+    return out

@@ -1,0 +1,259 @@
+"""`scan --broker` and `ghostport worker`: a real redis-server on a Unix socket only, and
+workers in two network namespaces ("segments") with different services on the same
+127.0.10.x addresses, both reaching the broker through the socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import REPO, Netns
+
+pytestmark = [pytest.mark.slow, pytest.mark.netns]
+
+LAB_TCP = "7,9,13,19,23,37,79,412,3416"
+B_SERVICES = ("tcp:127.0.10.2:2323:login: ", "tcp:127.0.10.4:5050:hello")
+PORTS = f"T:{LAB_TCP},2323,5050"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A real redis-server listening on a Unix socket only (--port 0)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (Debian package redis-server)")
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sock.exists(), "redis-server did not start"
+        yield f"redis+socket://{sock}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _worker(ns: Netns, url: str, vantage: str, *extra: str) -> subprocess.Popen[str]:
+    return ns.spawn(
+        sys.executable,
+        "-m",
+        "scanner",
+        "worker",
+        "--broker",
+        url,
+        "--vantage",
+        vantage,
+        "--concurrency",
+        "1",
+        *extra,
+    )
+
+
+def _segment_a(ns: Netns) -> None:
+    """The emulated lab on 127.0.10.1-5."""
+    lab = ns.spawn(sys.executable, "-m", "scanner", "lab", "--base", "127.0.10.0")
+    assert lab.stdout is not None
+    for line in lab.stdout:
+        if "lab running" in line:
+            return
+    raise AssertionError(lab.stderr.read() if lab.stderr else "the lab did not start")
+
+
+def _scan(url: str, *args: str, timeout: float = 180) -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "scan",
+            "-q",
+            "--no-db",
+            "--json",
+            "-",
+            "--broker",
+            url,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+    )
+    document = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, document, done.stderr
+
+
+def _keyed(results: list[dict[str, Any]]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    return {
+        (r["host"], r["port"], r["proto"]): (
+            r["state"],
+            (r["service"] or {}).get("id"),
+            (r["service"] or {}).get("protocol"),
+        )
+        for r in results
+    }
+
+
+@pytest.fixture
+def segments(netns: Netns) -> Iterator[tuple[Netns, Netns]]:
+    """Two namespaces: a runs the lab, b two plain listeners, on the same addresses."""
+    other = Netns(f"{netns.name}-b")
+    subprocess.run(["ip", "netns", "add", other.name], check=True, capture_output=True)
+    try:
+        other.run("ip", "link", "set", "lo", "up")
+        _segment_a(netns)
+        other.serve(*B_SERVICES)
+        yield netns, other
+    finally:
+        other.cleanup()
+
+
+def test_two_vantages_return_both_segments_in_one_document(
+    broker: str, segments: tuple[Netns, Netns]
+) -> None:
+    a, b = segments
+    _worker(a, broker, "a")
+    _worker(b, broker, "b")
+    common = ["-p", PORTS, "--all-states", "--seed", "11"]
+    # When one scan runs from both vantages over the same addresses
+    rc, document, err = _scan(
+        broker, *common, "--vantage", "a=127.0.10.1-5", "--vantage", "b=127.0.10.1-5"
+    )
+    assert rc in (0, 1), err
+    assert document["complete"] is True
+    by_vantage = {
+        v: _keyed([r for r in document["results"] if r["vantage"] == v]) for v in ("a", "b")
+    }
+    assert {r["vantage"] for r in document["results"]} == {"a", "b"}
+    # Then each vantage's results are exactly what a scan inside its segment sees
+    for ns, name in ((a, "a"), (b, "b")):
+        _, direct, direct_err = ns.scan(*common, "--no-db", "127.0.10.1-5")
+        assert by_vantage[name] == _keyed(direct["results"]), (name, direct_err)
+    assert by_vantage["b"]["127.0.10.2", 2323, "tcp"][0] == "open"
+    assert by_vantage["a"]["127.0.10.2", 2323, "tcp"][0] == "closed"
+    assert sum(1 for v in by_vantage["a"].values() if v[0] == "open") > 2
+    assert document["summary"]["probes_done"] == document["summary"]["probes_total"]
+    assert document["summary"]["probes_total"] == 2 * 5 * 11
+
+
+def test_a_worker_killed_mid_shard_is_replaced_and_nothing_is_lost_or_doubled(
+    broker: str, netns: Netns
+) -> None:
+    # Given one segment (the lab) and a clean run's results
+    _segment_a(netns)
+    args = [
+        "-p",
+        "T:1-200",
+        "--all-states",
+        "--seed",
+        "3",
+        "--rate",
+        "100",
+        "--shards",
+        "1",
+        "--vantage",
+        "a=127.0.10.1-5",
+        "--shard-timeout",
+        "120",
+    ]
+    first = _worker(netns, broker, "a", "--redeliver-after", "6")
+    rc, clean, err = _scan(broker, *args)
+    assert rc in (0, 1) and clean["complete"], err
+    # When the scan runs again and its worker is killed with SIGKILL in the middle
+    scan = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scanner",
+            "scan",
+            "-q",
+            "--no-db",
+            "--json",
+            "-",
+            "--broker",
+            broker,
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        time.sleep(4)  # the shard (1,000 probes at 100/s) is under way
+        assert scan.poll() is None
+        victims = [psutil.Process(first.pid), *psutil.Process(first.pid).children(recursive=True)]
+        for victim in victims:
+            os.kill(victim.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        # And another worker starts
+        _worker(netns, broker, "a", "--redeliver-after", "6")
+        out, err = scan.communicate(timeout=240)
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait()
+    # Then the scan completes with exactly the clean run's results, each once
+    assert scan.returncode in (0, 1), err
+    document = json.loads(out)
+    assert document["complete"] is True
+    keys = [(r["host"], r["port"], r["proto"]) for r in document["results"]]
+    assert len(keys) == len(set(keys)) == 5 * 200
+    assert _keyed(document["results"]) == _keyed(clean["results"])
+    assert document["summary"]["states"] == clean["summary"]["states"]
+
+
+def test_a_worker_refuses_a_shard_outside_its_scope_and_the_scan_says_so(
+    broker: str, netns: Netns
+) -> None:
+    _worker(netns, broker, "a", "--scope", "127.0.10.1")
+    rc, document, err = _scan(
+        broker, "-p", "T:9", "--vantage", "a=127.0.10.1-3", "--shard-timeout", "60"
+    )
+    assert rc == 2
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1, err
+    assert "a worker refused shard" in lines[0] and "(vantage a)" in lines[0], err
+    assert "127.0.10.2 is outside the allowed scope" in lines[0], err
+    assert "Traceback" not in err
+    assert document.get("complete") is not True
+
+
+def test_an_unreachable_broker_is_one_clear_line_without_its_password(tmp_path: Path) -> None:
+    rc, _, err = _scan(
+        "redis://scanner:hunter2@127.0.0.1:1/0", "-p", "T:9", "--vantage", "a=127.0.0.1"
+    )
+    assert rc == 2
+    assert "hunter2" not in err
+    assert "broker redis://scanner:***@127.0.0.1:1/0 cannot be reached" in err
