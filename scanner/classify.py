@@ -225,18 +225,19 @@ def _finding(
     probe = knowledge.probes[source.probe]
     response = source.response or b""
     where = f"{source.port}/{source.transport}"
+    says = "answers" if response else "listens"  # a silent listener accepted, said nothing
     registered = f" (registered to {registry.name}: {registry.description})" if registry else ""
     about: ServiceModel | None
     if verdict is Verdict.LEGACY:
         assert service is not None
         severity = max([service.severity, *raised], key=lambda s: s.rank)
-        title = f"{service.name} answers on {where}"
+        title = f"{service.name} {says} on {where}"
         about = service
     else:
         severity = SQUATTER_SEVERITY
         what = hit.protocol.upper() if hit else "An unrecognised service"
         owner = expected.name if expected else "an obsolete service"
-        title = f"{what} answers on {where}, a port of {owner}{registered}"
+        title = f"{what} {says} on {where}, a port of {owner}{registered}"
         about = expected
     return Finding(
         host=source.host,

@@ -143,7 +143,13 @@ def test_report_of_a_lab_scan(lab_scan: Path, tmp_path: Path) -> None:
         "127.0.40.5</h3>",
     ):
         assert expected in html, expected
-    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "nothing is fetched"
+    # Nothing is fetched: no external source; references are links a reader may follow
+    assert not re.search(r"""src=["']?(https?:|//)""", html), "nothing is fetched"
+    assert "<link" not in html and "url(" not in html
+    external = re.findall(r"""<[^>]*href=["']?(?:https?:|//)[^>]*>""", html)
+    assert external and all(
+        tag.startswith("<a ") and 'rel="noopener noreferrer"' in tag for tag in external
+    )
     assert (
         "incomplete"
         not in html.lower().split("<style>")[0] + html.split("</style>")[1].split("Executive")[0]
