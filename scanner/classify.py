@@ -286,23 +286,24 @@ def _finding(
     probe = knowledge.probes[source.probe]
     response = source.response or b""
     where = f"{source.port}/{source.transport}"
+    says = "answers" if response else "listens"  # a silent listener accepted, said nothing
     about: ServiceModel | None
     if verdict is Verdict.LEGACY:
         assert service is not None
         severity = max([service.severity, *raised], key=lambda s: s.rank)
-        title = f"{service.name} answers on {where}"
+        title = f"{service.name} {says} on {where}"
         about = service
     else:
         severity = max([SQUATTER_SEVERITY, *raised], key=lambda s: s.rank)
         what = service.name.removesuffix(" server") if service else "An unrecognised service"
         if registry is not None:
             title = (
-                f"{what} answers on {where}, registered to {registry.name} ({registry.description})"
+                f"{what} {says} on {where}, registered to {registry.name} ({registry.description})"
             )
         elif expected is not None:
-            title = f"{what} answers on {where}, a port of {expected.name}"
+            title = f"{what} {says} on {where}, a port of {expected.name}"
         else:
-            title = f"{what} answers on {where}"
+            title = f"{what} {says} on {where}"
         about = expected if service is None or service.severity.rank < severity.rank else service
     own_words = about is not None and (verdict is Verdict.LEGACY or about is service)
     return Finding(

@@ -351,6 +351,16 @@ class ScanInfo(BaseModel):
     registry_source: str | None = Field(
         default=None, description="where the port registry came from (see `registry info`)"
     )
+    scope: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="the scope allow-lists as written, by where they came from ('--scope', "
+        "'GHOSTPORT_SCOPE'); every one of them must hold",
+    )
+    scanner_host: str | None = Field(default=None, description="host name of the scanning machine")
+    source_addresses: list[str] = Field(
+        default_factory=list,
+        description="local addresses the scan reached its targets from, one per address family",
+    )
 
     @model_validator(mode="before")
     @classmethod

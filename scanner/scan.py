@@ -39,6 +39,7 @@ from scanner.models import (
     Verdict,
     utc_timestamp,
 )
+from scanner.origin import scanner_host, source_addresses
 from scanner.plan import START, WHOLE, PortKey, ProbePlan, ResumePoint, ScanSlice
 from scanner.ports import PortSpec, compress_ports
 from scanner.profiles import Profile, ServiceStatus
@@ -63,6 +64,7 @@ class ScanConfig:
     command_line: tuple[str, ...] = ()
     resolve_timeout: float = 5.0
     scopes: tuple[tuple[AddressBlock, ...], ...] = ()
+    scope_specs: tuple[tuple[str, str], ...] = ()  # (where from, as written), for the record
     registry: Registry | None = None
     profiles: tuple[Profile, ...] = ()
     part: ScanSlice = WHOLE
@@ -236,6 +238,9 @@ def _scan_info(  # noqa: PLR0917 - one record, built in two places
     profiles: Sequence[Profile],
     registry: Registry | None,
     started_at: str,
+    *,
+    scope_specs: Sequence[tuple[str, str]] = (),
+    sources: Sequence[str] = (),
 ) -> ScanInfo:
     if isinstance(ports, PortSpec):
         lists: dict[Transport, Sequence[int]] = {
@@ -258,6 +263,9 @@ def _scan_info(  # noqa: PLR0917 - one record, built in two places
         profiles=[p.id for p in profiles],
         profile_hashes={p.id: p.sha256 for p in profiles},
         registry_source=describe_source(registry) if registry else None,
+        scope={where: [text for w, text in scope_specs if w == where] for where, _ in scope_specs},
+        scanner_host=scanner_host(),
+        source_addresses=list(sources),
     )
 
 
@@ -322,6 +330,8 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         config.profiles,
         config.registry,
         resume.started_at if resume else utc_timestamp(),
+        scope_specs=config.scope_specs,
+        sources=source_addresses(resolved.addresses.blocks),
     )
     if resume:
         info = info.model_copy(update={"id": resume.scan_id})
@@ -383,6 +393,7 @@ class LocalAuditConfig:
     probe: bool
     command_line: tuple[str, ...]
     scopes: tuple[tuple[AddressBlock, ...], ...] = ()
+    scope_specs: tuple[tuple[str, str], ...] = ()
 
 
 def _local_sockets(
@@ -471,6 +482,7 @@ async def run_local_audit(config: LocalAuditConfig, event_loop: str) -> ScanDocu
         config.profiles,
         config.registry,
         started,
+        scope_specs=config.scope_specs,
     )
     return ScanDocument(
         scan=info.model_copy(update={"finished_at": utc_timestamp()}),

@@ -7,7 +7,9 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +23,7 @@ from scanner.report.csvfile import COLUMNS, render_csv
 from scanner.report.html import render_html, visible
 from scanner.report.xmlfile import render_nmap_xml
 from tests.conftest import REPO
+from tests.support import TcpServer, servers
 
 NMAP_DTD = Path("/usr/share/nmap/nmap.dtd")
 HOSTILE = (
@@ -143,7 +146,13 @@ def test_report_of_a_lab_scan(lab_scan: Path, tmp_path: Path) -> None:
         "127.0.40.5</h3>",
     ):
         assert expected in html, expected
-    assert not re.search(r"""(src|href)=["']?(https?:|//)""", html), "nothing is fetched"
+    # Nothing is fetched: no external source; references are links a reader may follow
+    assert not re.search(r"""src=["']?(https?:|//)""", html), "nothing is fetched"
+    assert "<link" not in html and "url(" not in html
+    external = re.findall(r"""<[^>]*href=["']?(?:https?:|//)[^>]*>""", html)
+    assert external and all(
+        tag.startswith("<a ") and 'rel="noopener noreferrer"' in tag for tag in external
+    )
     assert (
         "incomplete"
         not in html.lower().split("<style>")[0] + html.split("</style>")[1].split("Executive")[0]
@@ -384,3 +393,232 @@ def test_broken_results_file_is_one_line(
     assert ghostport_main(["report", str(saved), "--html", str(tmp_path / "x.html")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0] and "broken.json" in err[0]
+
+
+# ------------------------------------------------- the auditor's sections, in real Chromium
+
+
+def _open_in_chromium(browser, report: Path):  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(report.as_uri())
+    page.wait_for_load_state("load")
+    assert errors == []
+    return page
+
+
+def test_report_sections_for_auditors_in_chromium(browser, lab_scan: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    document = ScanDocument.model_validate_json(lab_scan.read_text())
+    report = tmp_path / "lab.html"
+    assert ghostport_main(["report", str(lab_scan), "--html", str(report)]) == 0
+    page = _open_in_chromium(browser, report)
+    # The contents list links to sections that exist, in the order they appear
+    targets = page.eval_on_selector_all(
+        "nav#contents a", "links => links.map(a => a.getAttribute('href').slice(1))"
+    )
+    assert targets[:4] == ["summary", "scope", "hosts", "findings"]
+    tops = [page.eval_on_selector(f"#{t}", "e => e.getBoundingClientRect().top") for t in targets]
+    assert tops == sorted(tops)
+    # The per-host summary: one row per open port of the JSON, above the first finding card
+    hosts_of_rows = page.eval_on_selector_all(
+        "table.host-summary",
+        "tables => tables.map(t => [t.previousElementSibling.previousElementSibling.innerText,"
+        " Array.from(t.tBodies[0].rows, r => [r.cells[0].innerText, r.cells[4].innerText])])",
+    )
+    shown_rows = [(host, where) for host, cells in hosts_of_rows for where, _ in cells]
+    open_ports = [
+        (r.host, f"{r.port}/{r.proto.value}") for r in document.results if r.state.value == "open"
+    ]
+    assert sorted(shown_rows) == sorted(open_ports) and len(shown_rows) == len(set(shown_rows))
+    severity_of = {
+        (f.host, f"{f.port}/{f.proto.value}"): f.severity.value for f in document.findings
+    }
+    for host, cells in hosts_of_rows:
+        for where, severity in cells:
+            assert severity == severity_of.get((host, where), "-"), (host, where)
+    last_summary = page.eval_on_selector_all(
+        "table.host-summary", "t => t[t.length - 1].getBoundingClientRect().bottom"
+    )
+    first_card = page.eval_on_selector("section.finding", "e => e.getBoundingClientRect().top")
+    assert last_summary < first_card
+    # A port that accepted and said nothing is said to listen, never to answer
+    for finding in document.findings:
+        answered = finding.evidence.response_bytes > 0
+        assert (" answers on " in finding.title) == answered, finding.title
+        assert (" listens on " in finding.title) == (not answered), finding.title
+    silent = [f for f in document.findings if f.evidence.response_bytes == 0]
+    assert silent, "the lab's discard service accepts and says nothing"
+    titles = page.eval_on_selector_all("section.finding h3", "hs => hs.map(h => h.innerText)")
+    assert sum(" listens on " in t for t in titles) == len(silent)
+    # RTT only where an answer came back; otherwise how long the scan waited
+    rtts = page.eval_on_selector_all(
+        "#results-table tbody tr",
+        "rows => rows.map(r => [r.cells[0].innerText, r.cells[1].innerText, r.cells[4].innerText])",
+    )
+    rtt_of = {(r.host, f"{r.port}/{r.proto.value}"): r.rtt_ms for r in document.results}
+    assert any(v is None for v in rtt_of.values()) and any(v is not None for v in rtt_of.values())
+    for host, where, shown in rtts:
+        if rtt_of[host, where] is None:
+            assert shown.startswith("no answer; waited at least "), shown
+        else:
+            assert shown.endswith(" ms") and "waited" not in shown, shown
+    # References are links, to exactly what the profiles name
+    links = page.eval_on_selector_all(
+        ".references a", "as => as.map(a => [a.href, a.rel, a.innerText])"
+    )
+    named = {r for f in document.findings for r in f.references}
+    assert links and {href for href, _, _ in links} <= named
+    assert all(rel == "noopener noreferrer" and href == text for href, rel, text in links)
+    # The scanner's record
+    assert page.inner_text("#source-addresses") == "127.0.0.1"
+    assert page.inner_text("#scanner-host") == socket.gethostname()
+    assert f"ghostport {document.scan.version}" in page.inner_text("#scanner-record")
+    assert page.inner_text("#scope-allow-list") == "GHOSTPORT_SCOPE: 127.0.0.0/8,::1"
+
+
+@pytest.fixture(scope="module")
+def scoped_scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scan of a server on 127.0.0.1, on IPv4 and IPv6, with two --scope flags and a title
+    whose spaces and quote a shell needs quoted (module scope: it runs before Playwright's
+    event loop exists)."""
+    folder = tmp_path_factory.mktemp("scoped")
+    server = TcpServer(banner=b"SSH-2.0-OpenSSH_9.2\r\n")
+    with servers(server):
+        argv = [
+            "-q",
+            "--tcp",
+            "-p",
+            str(server.port),
+            "--scope",
+            "127.0.0.0/24,::1",
+            "--scope",
+            "127.0.0.1",
+            "--title",
+            "Audit of 'lab' hosts",
+            "--json",
+            str(folder / "s.json"),
+            "--html",
+            str(folder / "s.html"),
+            "127.0.0.1",
+            "::1",
+        ]
+        assert scan_main(argv) == 0
+    return folder
+
+
+def test_scope_command_line_and_sources_recorded(browser, scoped_scan: Path) -> None:  # type: ignore[no-untyped-def]
+    tmp_path = scoped_scan
+    scan = json.loads((tmp_path / "s.json").read_text())["scan"]
+    # Then the JSON keeps each allow-list as written, and where it came from
+    assert scan["scope"] == {
+        "--scope": ["127.0.0.0/24,::1", "127.0.0.1"],
+        "GHOSTPORT_SCOPE": [os.environ["GHOSTPORT_SCOPE"]],
+    }
+    assert scan["scanner_host"] == socket.gethostname()
+    assert scan["source_addresses"] == ["127.0.0.1", "::1"]
+    # And the report shows the command line as a shell would take it back
+    page = _open_in_chromium(browser, tmp_path / "s.html")
+    shown = page.inner_text("#command-line")
+    assert shown == shlex.join(scan["command_line"]) and shlex.split(shown) == scan["command_line"]
+    assert "'Audit of '\"'\"'lab'\"'\"' hosts'" in shown
+    allow = page.inner_text("#scope-allow-list")
+    assert "--scope: 127.0.0.0/24,::1; 127.0.0.1" in allow and "every allow-list must hold" in allow
+    assert page.inner_text("#source-addresses") == "127.0.0.1, ::1"
+
+
+def test_hex_dumps_wrap_inside_their_box(browser, hostile_scan: Path) -> None:  # type: ignore[no-untyped-def]
+    page = _open_in_chromium(browser, hostile_scan / "h.html")
+    page.set_viewport_size({"width": 420, "height": 800})
+    overflowing = page.eval_on_selector_all(
+        "pre", "ps => ps.filter(p => p.scrollWidth > p.clientWidth + 1).length"
+    )
+    assert page.eval_on_selector_all("pre", "ps => ps.length") > 0 and overflowing == 0
+
+
+# ------------------------------------------------------- the printed report, page by page
+
+PAGE_POINTS = {"a4": (595.3, 841.9), "letter": (612.0, 792.0)}
+MM = 72 / 25.4
+FOOTER_BAND = 16 * MM  # the @page bottom margin: the footer's margin boxes live there
+SIDE_MARGIN = 12 * MM
+IPV4_LIKE = re.compile(r"127\.[0-9.]*")
+
+
+def _twenty_findings(lab_scan: Path, folder: Path) -> Path:
+    """The lab scan's document with exactly 20 findings. The lab's real findings come first;
+    if the lab gives fewer than 20, copies of its findings moved to addresses 127.0.10.x fill
+    the rest (copies, not scan results: they exist to fill pages like a bigger audit)."""
+    document = ScanDocument.model_validate_json(lab_scan.read_text())
+    findings = list(document.findings)[:20]
+    for n in range(20 - len(findings)):
+        original = document.findings[n % len(document.findings)]
+        findings.append(original.model_copy(update={"host": f"127.0.10.{n + 1}"}))
+    saved = folder / "twenty.json"
+    saved.write_text(document.model_copy(update={"findings": findings}).model_dump_json())
+    return saved
+
+
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_printed_report_pages(lab_scan: Path, tmp_path: Path, paper: str) -> None:
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium (Debian package chromium)")
+    pdfplumber = pytest.importorskip("pdfplumber")
+    saved = _twenty_findings(lab_scan, tmp_path)
+    document = ScanDocument.model_validate_json(saved.read_text())
+    pdf_path = tmp_path / f"report-{paper}.pdf"
+    assert ghostport_main(["report", str(saved), "--pdf", str(pdf_path), "--paper", paper]) == 0
+    addresses = {r.host for r in document.results} | {f.host for f in document.findings}
+    with pdfplumber.open(pdf_path) as pdf:
+        pages = pdf.pages
+        # 20 finding cards do not take a page each
+        assert 2 <= len(pages) <= 12, len(pages)
+        all_words: list[str] = []
+        for number, page in enumerate(pages, 1):
+            # The paper asked for
+            width, height = PAGE_POINTS[paper]
+            assert abs(page.width - width) < 1.5 and abs(page.height - height) < 1.5
+            words = page.extract_words(keep_blank_chars=False, use_text_flow=False)
+            footer = [w for w in words if w["top"] >= height - FOOTER_BAND]
+            content = [w for w in words if w["top"] < height - FOOTER_BAND]
+            # The running footer: the scan id and "page N of M" on every page
+            footer_text = " ".join(w["text"] for w in footer)
+            assert document.scan.id in footer_text, (number, footer_text)
+            assert f"page {number} of {len(pages)}" in footer_text, (number, footer_text)
+            # ... in the margin: no content reaches into it, no footer word touches another
+            assert content and max(w["bottom"] for w in content) <= height - FOOTER_BAND
+            for low in footer:
+                for other in words:
+                    if other is low:
+                        continue
+                    apart = (
+                        low["x1"] <= other["x0"]
+                        or other["x1"] <= low["x0"]
+                        or low["bottom"] <= other["top"]
+                        or other["bottom"] <= low["top"]
+                    )
+                    assert apart, (number, low["text"], other["text"])
+            # Nothing runs off the side of the page (hex dumps wrap inside their box)
+            assert all(
+                w["x0"] >= SIDE_MARGIN - 2 and w["x1"] <= width - SIDE_MARGIN + 2 for w in words
+            ), number
+            all_words += [w["text"] for w in words]
+        # An address is never split across lines: every address-like word is a whole one
+        pieces = [m.group(0).rstrip(".") for w in all_words for m in IPV4_LIKE.finditer(w)]
+        assert pieces and all(p.count(".") == 3 for p in pieces), sorted(set(pieces))[:10]
+        assert addresses <= set(pieces)
+        # Table headers are whole words
+        for header in ("Confidence", "Severity", "Verdict", "Registry", "Reason"):
+            assert header in all_words, header
+        assert not [w for w in all_words if "Confidence".startswith(w) and 4 <= len(w) < 10]
+        # And it renders: the first page as a picture (looked at by eye when it changed)
+        picture = tmp_path / f"page-1-{paper}.png"
+        pages[0].to_image(resolution=40).save(picture)
+        assert picture.stat().st_size > 5_000
+
+
+def test_unknown_paper_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert scan_main(["--paper", "a5", "--html", str(tmp_path / "r.html"), "127.0.0.1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a5" in err[0] and "letter" in err[0]
+    assert not (tmp_path / "r.html").exists()

@@ -123,6 +123,7 @@ def demo_command(argv: Sequence[str]) -> int:
         event_loop=args.loop,
         command_line=("ghostport", "demo", *[a for a in argv if a != INSIDE_FLAG]),
         scopes=opt.scopes_from([]),
+        scope_specs=opt.scope_specs_from([]),
         registry=opt.registry_from(argparse.Namespace(registry=None)),
         profiles=profiles,
     )

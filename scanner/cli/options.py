@@ -29,6 +29,8 @@ DEFAULT_PROFILE = "legacy-mgmt"
 LOOPS = ("auto", "asyncio", "uvloop")
 REPORT_KINDS = ("html", "csv", "xml", "pdf", "nmap_normal", "nmap_grepable")
 """Outputs rendered from the scan's JSON document, by their argparse dest (`--nmap-normal`)."""
+PAPERS = ("a4", "letter")
+"""Page sizes of the printed report (CSS @page names)."""
 # Severity's values, lowest first, spelt out so that building a parser needs no pydantic;
 # tests/test_startup.py holds them equal to scanner.models.Severity.
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -165,13 +167,19 @@ def add_loop_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output_flags(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
-    """--json, --html, --csv, --xml, --pdf, --title, --org, --fail-on."""
+    """--json, --html, --csv, --xml, --pdf, --paper, --title, --org."""
     if json:
         parser.add_argument("--json", metavar="FILE", help="write results as JSON ('-' for stdout)")
     parser.add_argument("--html", metavar="FILE", help="write the HTML findings report")
     parser.add_argument("--csv", metavar="FILE", help="write the findings as CSV")
     parser.add_argument("--xml", metavar="FILE", help="write the results as nmap XML")
     parser.add_argument("--pdf", metavar="FILE", help="print the report to PDF (headless Chromium)")
+    parser.add_argument(
+        "--paper",
+        choices=PAPERS,
+        default="a4",
+        help="page size of the printed report and --pdf (default a4)",
+    )
     parser.add_argument("--title", help="report title")
     parser.add_argument("--org", help="organisation shown under the report title")
 
@@ -213,3 +221,11 @@ def scopes_from(flag_values: Sequence[str]) -> tuple[tuple[AddressBlock, ...], .
         )
         if specs
     )
+
+
+def scope_specs_from(flag_values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The scopes as the user wrote them, with where each came from, for the scan's record."""
+    found = [("--scope", value) for value in flag_values]
+    if os.environ.get("GHOSTPORT_SCOPE", "").strip():
+        found.append(("GHOSTPORT_SCOPE", os.environ["GHOSTPORT_SCOPE"]))
+    return tuple(found)

@@ -209,8 +209,9 @@ def write_reports(
     from scanner.report.html import render_html  # noqa: PLC0415 - jinja2: only for a report
 
     title, org = getattr(args, "title", None), getattr(args, "org", None)
+    paper = getattr(args, "paper", None) or "a4"
     if args.html:
-        write_text(args.html, render_html(document, title, org, changes), "--html")
+        write_text(args.html, render_html(document, title, org, changes, paper), "--html")
     if args.csv:
         write_text(args.csv, render_csv(document), "--csv")
     open_only = bool(getattr(args, "open_only", False))
@@ -228,5 +229,5 @@ def write_reports(
             return
         with tempfile.TemporaryDirectory(prefix="ghostport-") as folder:
             page = str(Path(folder) / "report.html")
-            write_text(page, render_html(document, title, org, changes), "the PDF's page")
+            write_text(page, render_html(document, title, org, changes, paper), "the PDF's page")
             print_pdf(page, args.pdf)

@@ -60,6 +60,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
         event_loop=args.loop,
         command_line=tuple(argv),
         scopes=opt.scopes_from(args.scope),
+        scope_specs=opt.scope_specs_from(args.scope),
         registry=registry,
         profiles=profiles,
     )
@@ -179,6 +180,7 @@ def run_local_command(args: argparse.Namespace, command_line: Sequence[str]) -> 
         probe=not args.no_probe,
         command_line=tuple(command_line),
         scopes=opt.scopes_from(getattr(args, "scope", [])),
+        scope_specs=opt.scope_specs_from(getattr(args, "scope", [])),
     )
     outputs: Outputs = prepare_outputs(args)
     try:

@@ -9,6 +9,8 @@ filtering script are inline, and the report reads fully with JavaScript off.
 
 from __future__ import annotations
 
+import re
+import shlex
 import string
 from collections import Counter, defaultdict
 from importlib import resources
@@ -16,16 +18,24 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 from pydantic import BaseModel
 
 from scanner import __version__
-from scanner.models import Finding, PortResult, ScanDocument
+from scanner.models import Finding, PortResult, PortState, ScanDocument, ScanOptions
 
 TEXT_LIMIT = 512
 FINAL_LIMIT = 20_000
 HEXDUMP_LIMIT = 1024
+PRINT_DUMP_LINES = 16
+"""A printed hex dump shows its first 16 lines (256 bytes) and says how many more the screen
+and the JSON have: a chargen's 1 KiB would fill a page on its own."""
 _SEVERITIES = ("critical", "high", "medium", "low", "info")
 _PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
+PAPER_SIZES = {"a4": "A4", "letter": "letter"}
+"""--paper's choices and their CSS @page size; Chromium's --print-to-pdf follows @page."""
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_CSS_PLAIN = set(string.ascii_letters + string.digits + " .:_-")
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
 
 
@@ -70,10 +80,55 @@ def hexdump(hex_text: str | None, limit: int = HEXDUMP_LIMIT) -> str:
     return "\n".join(lines)
 
 
+def css_string(value: object, limit: int = 120) -> Markup:
+    """A quoted CSS string for the print stylesheet's running footer: every character but
+    letters, digits and ' .:_-' as a CSS escape, so nothing in it can end the string or the
+    <style> element (a tampered scan id is just text)."""
+    text = visible(value, limit)
+    return Markup('"{}"').format(
+        Markup("".join(ch if ch in _CSS_PLAIN else f"\\{ord(ch):06x}" for ch in text))
+    )
+
+
+def reference_link(reference: str) -> str | None:
+    """Where a profile's reference points to: its own http(s) URL, a CVE record for a CVE id,
+    or None (then it is shown as text)."""
+    if reference.startswith(("https://", "http://")) and not any(c.isspace() for c in reference):
+        return reference
+    if _CVE.fullmatch(reference):
+        return f"https://www.cve.org/CVERecord?id={reference}"
+    return None
+
+
+def waited(result: PortResult, options: ScanOptions) -> str:
+    """The RTT where an answer came back; else how long the scan at least waited for one
+    (each retry waits twice as long; a probe of its own may wait longer)."""
+    if result.rtt_ms is not None:
+        return f"{result.rtt_ms:.3g} ms"
+    total = options.timeout_s * (2**result.attempts - 1)
+    attempts = f"{result.attempts} attempt{'s' if result.attempts != 1 else ''}"
+    return f"no answer; waited at least {total:g} s ({attempts})"
+
+
+def what_answers(result: PortResult) -> str:
+    """What spoke on the port, from its answer: never claims an answer where none came."""
+    service = result.service
+    named = (service.protocol or service.id) if service else None
+    if not result.response_hex:
+        if result.state is PortState.OPEN and result.proto.value == "tcp":
+            said = "accepts connections, sends nothing"
+            return f"{said} (as {named} does)" if named else said
+        return "no answer"
+    return named or f"an unrecognised service ({len(result.response_hex) // 2:,} bytes)"
+
+
 def _finalize(value: object) -> object:
     """Every string the template prints: no control or bidi character ever reaches the page
-    active, whatever field it came from (a tampered saved scan can carry them anywhere)."""
-    return visible(value, FINAL_LIMIT, keep="\n") if isinstance(value, str) else value
+    active, whatever field it came from (a tampered saved scan can carry them anywhere).
+    Markup is built here from escaped parts (css_string) and passes as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value, FINAL_LIMIT, keep="\n")
+    return value
 
 
 def _environment() -> jinja2.Environment:
@@ -87,6 +142,10 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["visible"] = visible
     env.filters["hexdump"] = hexdump
+    env.filters["css_string"] = css_string
+    env.filters["reference_link"] = reference_link
+    env.filters["what_answers"] = what_answers
+    env.filters["waited"] = waited
     return env
 
 
@@ -104,6 +163,7 @@ def report_context(
     title: str | None = None,
     org: str | None = None,
     changes: BaseModel | None = None,
+    paper: str = "a4",
 ) -> dict[str, Any]:
     """Everything the template shows, computed here so the template stays declarative."""
     findings = sorted(
@@ -114,8 +174,10 @@ def report_context(
     for result in document.results:
         by_host[result.host].append(result)
     findings_by_host: dict[str, list[Finding]] = defaultdict(list)
-    for finding in findings:
+    finding_at: dict[tuple[str, int, str], tuple[int, Finding]] = {}
+    for number, finding in enumerate(findings, 1):
         findings_by_host[finding.host].append(finding)
+        finding_at.setdefault((finding.host, finding.port, finding.proto.value), (number, finding))
     severity_counts = Counter(f.severity.value for f in findings)
     verdict_counts = Counter(f.verdict.value for f in findings)
     listed_hosts = set(by_host)
@@ -129,6 +191,7 @@ def report_context(
     ]
     scan = document.scan
     started, finished = scan.started_at, scan.finished_at
+    hosts = sorted(by_host.items())
     return {
         "doc": document,
         "scan": scan,
@@ -139,7 +202,18 @@ def report_context(
         "severity_counts": {s: severity_counts.get(s, 0) for s in _SEVERITIES},
         "verdict_counts": {v: verdict_counts.get(v, 0) for v in ("legacy", "squatter")},
         "chart": _chart(dict(severity_counts)),
-        "hosts": sorted(by_host.items()),
+        "hosts": hosts,
+        "open_by_host": {
+            host: sorted(
+                (r for r in results if r.state is PortState.OPEN),
+                key=lambda r: (r.port, r.proto.value),
+            )
+            for host, results in hosts
+        },
+        "finding_at": finding_at,
+        "command_line": shlex.join(scan.command_line),
+        "page_size": PAPER_SIZES.get(paper, "A4"),
+        "print_dump_lines": PRINT_DUMP_LINES,
         "findings_by_host": findings_by_host,
         "hosts_with_findings": len(findings_by_host),
         "clean_targets": clean_targets,
@@ -157,11 +231,12 @@ def render_html(
     title: str | None = None,
     org: str | None = None,
     changes: BaseModel | None = None,
+    paper: str = "a4",
 ) -> str:
     """The whole report as one HTML document; `changes` (a ScanDiff) adds what changed since
-    the previous scan of the same scope."""
+    the previous scan of the same scope; `paper` ('a4', 'letter') sizes its printed pages."""
     template = _environment().get_template("report.html.j2")
-    return template.render(**report_context(document, title, org, changes))
+    return template.render(**report_context(document, title, org, changes, paper))
 
 
 def render_diff_html(changes: BaseModel) -> str:

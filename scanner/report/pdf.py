@@ -1,4 +1,15 @@
-"""The HTML report printed to PDF by headless Chromium, where Chromium is installed."""
+"""The HTML report printed to PDF by headless Chromium, where Chromium is installed.
+
+The page is laid out by the report's own print stylesheet: `@page { size }` (from --paper)
+sets the paper, which `--print-to-pdf` follows, and the running footer (scan id, "page N of
+M") is drawn in CSS @page margin boxes, which Chromium prints since version 131. Margin boxes
+sit in the page margin, outside the content area, so the footer can never overlap a table or
+a hex dump (a `position: fixed` footer did), and the same footer appears when a reader prints
+the HTML from a browser. Chromium's own header and footer (date, file URL) are turned off.
+Driving the DevTools protocol for Page.printToPDF's footerTemplate would do the same with a
+hundred lines of protocol code; Chromium older than 131 prints no footer (the report is
+otherwise the same).
+"""
 
 from __future__ import annotations
 
