@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from scanner import __version__
+from scanner.activity import ActivityProbe, ActivityTracker, worst_probe_wait
 from scanner.assembly import Judge, PortAssembler, to_result
 from scanner.classify import PortClassification, unprobed_local_finding
 from scanner.engine import Engine, EngineOptions, EngineStats
@@ -132,6 +133,7 @@ class ScanTally:
         self.severities: dict[Severity, int] = {}
         self.verdicts: dict[Verdict, int] = {}
         self.checkpoint: Callable[[], ResumePoint] | None = None
+        self.activity: ActivityProbe | None = None  # what the unfinished ports wait for
 
     def restore(self, summary: ScanSummary) -> None:
         """Continue the counts of an interrupted scan."""
@@ -314,14 +316,17 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     progress = PlanProgress(plan) if config.checkpoints else None
     if progress is not None:
         tally.checkpoint = progress.checkpoint
+    tracker = ActivityTracker(tally.total, worst_probe_wait(options))
+    tally.activity = tracker.snapshot
     observer.scan_started(info, list(resolved.unresolved), tally)
     listed_closed = config.all_states
 
     def deliver(classified: PortClassification) -> None:
+        observation = classified.deciding
+        tracker.finished((observation.host, observation.port, observation.transport))
         tally.record(classified)
         if classified.finding is not None:
             observer.finding(classified.finding)
-        observation = classified.deciding
         if observation.state is not PortState.CLOSED or listed_closed:
             observer.result(
                 to_result(
@@ -334,10 +339,10 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
             progress.finish((observation.host, observation.port, observation.transport))
 
     assembler = PortAssembler(judge, config.registry, resolved.hostnames, deliver)
-    engine = Engine(options, assembler.add)
+    engine = Engine(options, tracker.sink(assembler.add))
     stop_progress = _run_progress(observer, tally)
     try:
-        return await engine.run(progress.walk() if progress is not None else plan)
+        return await engine.run(tracker.source(progress.walk() if progress is not None else plan))
     finally:
         stop_progress()
 

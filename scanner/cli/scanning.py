@@ -131,6 +131,11 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         if args.targets or args.input_list:
             raise UsageError("--local audits this machine: give no targets with it")
         return run_local_command(args, command_line)
+    if args.line_format != "text" and nmapflags.stdout_taken(args):
+        raise UsageError(
+            f"--format {args.line_format} prints to stdout, and so does an output file '-': "
+            "choose one"
+        )
     config = config_from_args(args, command_line)
     history = History.open(args)
     if history.store is not None and args.resume:
@@ -143,6 +148,8 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         list_ports=not nmapflags.stdout_taken(args),
         announce=nmapflags.plan_announcer(args, config),
         replay=history.replay,
+        quiet=args.quiet,
+        line_format=args.line_format,
     )
     observer = ObserverHub([console, *history.observers()])
     try:
