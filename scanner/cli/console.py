@@ -135,7 +135,9 @@ class ConsoleObserver:
             return
         if self.grepable:
             self._clear_progress()
-            self._stdout.out(grepable_line(result, finding))
+            # Written as is: rich would expand the tabs that separate the fields
+            self._stdout.file.write(grepable_line(result, finding) + "\n")
+            self._stdout.file.flush()
             return
         host = self._hosts.get(result.host)
         if host is None:
