@@ -177,7 +177,8 @@ def this_host() -> str:
 
 
 def port_holder(where: str) -> str:
-    """Who holds a lab port ('127.0.10.1 23/tcp'), as far as this user may see."""
+    """Who holds a lab port ('127.0.10.1 23/tcp'), as far as this user may see, and whether
+    moving the lab to another --base would help (not when the holder listens everywhere)."""
     host, _, port_proto = where.partition(" ")
     port_text, _, proto = port_proto.partition("/")
     kind = "tcp" if proto == "tcp" else "udp"
@@ -190,11 +191,20 @@ def port_holder(where: str) -> str:
             continue
         if conn.laddr.ip != host and conn.laddr.ip not in _WILDCARDS:
             continue
+        if kind == "tcp" and conn.status != psutil.CONN_LISTEN:
+            continue  # a connection from that port does not stop a listener binding it
         if conn.pid is None:
-            return "another process holds it (run as root to see which); stop it first"
-        try:
-            name = psutil.Process(conn.pid).name()
-        except psutil.Error:
-            name = "?"
-        return f"process {conn.pid} ({name}) holds it; stop it first"
-    return "another lab or service may hold it; stop it first"
+            who = "another user's process holds it (run as root to see which)"
+        else:
+            try:
+                name = psutil.Process(conn.pid).name()
+            except psutil.Error:
+                name = "?"
+            who = f"process {conn.pid} ({name}) holds it"
+        if conn.laddr.ip in _WILDCARDS:
+            return (
+                f"{who} on every address ({conn.laddr.ip or '*'} port {port_text}), so no "
+                "--base can avoid it: stop it first"
+            )
+        return f"{who} on {host}: stop it first, or start the lab on another --base"
+    return "another process holds it, one this user cannot see: stop it first"

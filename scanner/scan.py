@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -17,19 +16,16 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from scanner import __version__
+from scanner.activity import ActivityProbe, ActivityTracker, worst_probe_wait
 from scanner.assembly import Judge, PortAssembler, to_result
-from scanner.classify import PortClassification, unprobed_local_finding
+from scanner.classify import PortClassification
 from scanner.engine import Engine, EngineOptions, EngineStats
 from scanner.errors import MissingToolError
 from scanner.models import (
     Finding,
-    LocalAudit,
-    LocalSocket,
     PortResult,
     PortState,
     ProbeTarget,
-    RegistryRef,
-    ScanDocument,
     ScanInfo,
     ScanOptions,
     ScanSummary,
@@ -42,9 +38,9 @@ from scanner.models import (
 from scanner.origin import scanner_host, source_addresses
 from scanner.plan import START, WHOLE, PortKey, ProbePlan, ResumePoint, ScanSlice
 from scanner.ports import PortSpec, compress_ports
-from scanner.profiles import Profile, ServiceStatus
+from scanner.profiles import Profile
 from scanner.registry import Registry, describe_source
-from scanner.targets import AddressBlock, build_target_set, in_scopes
+from scanner.targets import AddressBlock, build_target_set
 
 T = TypeVar("T")
 _PROGRESS_INTERVAL_S = 0.2
@@ -135,6 +131,7 @@ class ScanTally:
         self.severities: dict[Severity, int] = {}
         self.verdicts: dict[Verdict, int] = {}
         self.checkpoint: Callable[[], ResumePoint] | None = None
+        self.activity: ActivityProbe | None = None  # what the unfinished ports wait for
 
     def restore(self, summary: ScanSummary) -> None:
         """Continue the counts of an interrupted scan."""
@@ -229,7 +226,7 @@ def scan_options(
     )
 
 
-def _scan_info(  # noqa: PLR0917 - one record, built in two places
+def scan_info(  # noqa: PLR0917 - one record, built in two places
     config_line: Sequence[str],
     targets: Sequence[str],
     excludes: Sequence[str],
@@ -292,7 +289,7 @@ def describe_scan(config: ScanConfig, event_loop: str, started_at: str) -> ScanI
     """The record of a scan about to run, as `run_scan` builds it (a sharded scan's
     coordinator builds it once for all its shards)."""
     options = scan_options(config.engine, config.seed, config.all_states, event_loop)
-    return _scan_info(
+    return scan_info(
         config.command_line,
         config.targets,
         config.excludes,
@@ -321,7 +318,7 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         resume.point if resume else START,
     )
     options = replace(config.engine, exchanges=judge.probe_set.exchanges)
-    info = _scan_info(
+    info = scan_info(
         config.command_line,
         config.targets,
         config.excludes,
@@ -341,14 +338,17 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     progress = PlanProgress(plan) if config.checkpoints else None
     if progress is not None:
         tally.checkpoint = progress.checkpoint
+    tracker = ActivityTracker(tally.total, worst_probe_wait(options))
+    tally.activity = tracker.snapshot
     observer.scan_started(info, list(resolved.unresolved), tally)
     listed_closed = config.all_states
 
     def deliver(classified: PortClassification) -> None:
+        observation = classified.deciding
+        tracker.finished((observation.host, observation.port, observation.transport))
         tally.record(classified)
         if classified.finding is not None:
             observer.finding(classified.finding)
-        observation = classified.deciding
         if observation.state is not PortState.CLOSED or listed_closed:
             observer.result(
                 to_result(
@@ -371,127 +371,16 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     )
     stop_progress = run_progress(observer, tally)
     try:
-        stats = await Engine(options, assembler.add).run(
-            progress.walk() if progress is not None else plan
+        stats = await Engine(options, tracker.sink(assembler.add)).run(
+            tracker.source(progress.walk() if progress is not None else plan)
         )
         later = assembler.second_pass()
         if later:
-            await Engine(options, assembler.add).run(later)
+            await Engine(options, tracker.sink(assembler.add)).run(tracker.source(later))
         return stats
     finally:
         assembler.flush()
         stop_progress()
-
-
-@dataclass(frozen=True, slots=True)
-class LocalAuditConfig:
-    """What the local audit needs, as validated by the CLI."""
-
-    profiles: tuple[Profile, ...]
-    registry: Registry
-    engine: EngineOptions
-    probe: bool
-    command_line: tuple[str, ...]
-    scopes: tuple[tuple[AddressBlock, ...], ...] = ()
-    scope_specs: tuple[tuple[str, str], ...] = ()
-
-
-def _local_sockets(
-    judge: Judge, registry: Registry
-) -> tuple[list[LocalSocket], str | None, dict[tuple[Transport, int], Any]]:
-    """This machine's sockets, marked where an obsolete service owns the port."""
-    from scanner.local import bound_sockets, describe_sockets, several_orphans  # noqa: PLC0415
-
-    raw, note = bound_sockets()
-    owned = {
-        key: owners
-        for key, owners in judge.knowledge.owners.items()
-        if any(o.status is not ServiceStatus.CURRENT for o in owners)
-    }
-    sockets = [
-        sock.model_copy(
-            update={
-                "registry": registry.ref(sock.port, sock.proto.value),
-                "finding": (sock.proto, sock.port) in owned,
-            }
-        )
-        for sock in describe_sockets(raw)
-    ]
-    crowded = several_orphans(sockets, {(s.proto.value, s.port) for s in sockets if s.finding})
-    sockets = [
-        s.model_copy(update={"holds_several_orphans": s.process.pid in crowded}) for s in sockets
-    ]
-    return sockets, note, owned
-
-
-async def run_local_audit(config: LocalAuditConfig, event_loop: str) -> ScanDocument:
-    """List this machine's sockets, match them, probe the orphaned ones over loopback (only
-    the addresses every scope allows), and return one document."""
-    from scanner.local import probe_address, this_host  # noqa: PLC0415 - psutil: only here
-
-    started = utc_timestamp()
-    judge = Judge.of(config.profiles)
-    sockets, note, owned = _local_sockets(judge, config.registry)
-    targets: list[ProbeTarget] = []
-    if config.probe:
-        for sock in sockets:
-            host = probe_address(sock)
-            if not sock.finding or not in_scopes(host, config.scopes):
-                continue
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            indexes = (
-                (judge.probe_set.first_udp(sock.port),) if sock.proto is Transport.UDP else (0,)
-            )
-            targets.extend(ProbeTarget(host, family, sock.port, sock.proto, i) for i in indexes)
-    tally = ScanTally(1, len({(t.host, t.port, t.transport) for t in targets}))
-    classified: dict[PortKey, tuple[PortClassification, RegistryRef | None]] = {}
-
-    def deliver(item: PortClassification) -> None:
-        tally.record(item)
-        key = (item.deciding.host, item.deciding.port, item.deciding.transport)
-        classified[key] = (item, assembler.registry_ref(item.deciding))
-
-    assembler = PortAssembler(judge, config.registry, {}, deliver)
-    if targets:
-        options = replace(config.engine, exchanges=judge.probe_set.exchanges)
-        await Engine(options, assembler.add).run(sorted(set(targets)))
-    findings: list[Finding] = []
-    results: list[PortResult] = []
-    for sock in sockets:
-        if not sock.finding:
-            continue
-        found = classified.get((probe_address(sock), sock.port, sock.proto))
-        if found is not None:
-            item, ref = found
-            results.append(to_result(item, None, ref))
-            if item.finding is not None:
-                findings.append(item.finding.model_copy(update={"process": sock.process}))
-                continue
-        owner = owned[sock.proto, sock.port][0]
-        findings.append(unprobed_local_finding(sock, owner, sock.registry))
-    tally.severities.clear()
-    tally.verdicts.clear()
-    for finding in findings:
-        tally.record_finding(finding)
-    info = _scan_info(
-        config.command_line,
-        ["local"],
-        [],
-        {t: [s.port for s in sockets if s.proto is t] for t in Transport},
-        scan_options(config.engine, 0, False, event_loop),
-        config.profiles,
-        config.registry,
-        started,
-        scope_specs=config.scope_specs,
-    )
-    return ScanDocument(
-        scan=info.model_copy(update={"finished_at": utc_timestamp()}),
-        results=[r for r in results if r.state is not PortState.CLOSED],
-        findings=findings,
-        local=LocalAudit(hostname=this_host(), sockets=sockets, note=note),
-        summary=tally.summary().model_copy(update={"hosts": 1}),
-        complete=True,
-    )
 
 
 def loop_factory(name: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:

@@ -18,6 +18,7 @@ from scanner.models import ScanDocument
 from tests.conftest import REPO, ImpairedLab
 from tests.support import score
 from tests.test_cli import validate
+from tests.test_terminal import nobody_python
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="the lab binds privileged ports (23, 69, 161, ...): needs root"
@@ -142,39 +143,18 @@ def test_dropped_and_rejected_ports(impaired_lab: ImpairedLab) -> None:
 
 def test_demo_as_a_normal_user_runs_in_a_private_namespace(tmp_path: Path) -> None:
     """A normal user cannot bind 23 or 161: the demo moves into a user + network namespace."""
-    if os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("unshare") is None:
-        pytest.skip("needs root to switch to another user, and setpriv and unshare")
+    # This interpreter where user 65534 can run it, else the system one with its packages
+    python, env = nobody_python()
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    # The same conditions as the demo's re-run: another user, inside a new user namespace
-    probe = subprocess.run(
-        [
-            *as_nobody,
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--net",
-            sys.executable,
-            "-c",
-            "import scanner.cli",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=False,
-    )
-    if probe.returncode != 0:
-        pytest.skip(
-            f"this interpreter is not usable by another user: {probe.stderr.strip()[-120:]}"
-        )
     tmp_path.chmod(0o777)
     done = subprocess.run(
-        [*as_nobody, sys.executable, "-m", "scanner", "demo"],
+        [*as_nobody, python, "-m", "scanner", "demo"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)},
+        env={**env, "HOME": str(tmp_path)},
     )
     assert done.returncode == 0, done.stderr
     report = tmp_path / "ghostport-demo.html"

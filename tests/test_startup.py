@@ -28,7 +28,7 @@ from scanner.profiles import ProbeModel, load_profiles
 from scanner.registry import COLUMNS, parse_cached, parse_iana_csv
 from tests.conftest import REPO
 
-HEAVY = ("scapy", "yaml", "jinja2", "psutil", "pydantic")
+HEAVY = ("scapy", "yaml", "jinja2", "psutil", "pydantic", "rich")
 MARK = "\nMODULES:"
 
 # Runs one command in a fresh interpreter, then prints which modules it imported.

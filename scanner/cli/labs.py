@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
+import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from scanner.cli import options as opt
-from scanner.cli.console import ConsoleObserver, out, stderr_is_terminal
+from scanner.cli.console import ConsoleObserver, err, out, stderr_is_terminal
 from scanner.cli.outputs import open_for_writing, write_text
 from scanner.cli.scanning import drive
 from scanner.engine import EngineOptions
-from scanner.errors import OutputFileError
+from scanner.errors import OutputFileError, UsageError
 from scanner.lab.layout import DEFAULT_BASE, Lab, lab_hosts
 from scanner.lab.namespace import (
     INSIDE_FLAG,
@@ -51,17 +52,76 @@ def _private_network(verb: str, argv: Sequence[str], inside: bool) -> None:
         os.execv(command[0], command)
 
 
+def _split_inner_scan(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """`lab [OPTIONS] -- scan ARGS`: the lab's own options, and the scan to run inside it."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    inner = argv[at + 1 :]
+    if not inner or inner[0] != "scan":
+        raise UsageError(
+            f"after `--`, ghostport lab runs a scan: `ghostport lab -- scan ARGS`, not "
+            f"{' '.join(inner) or 'nothing'!r}"
+        )
+    return argv[:at], inner[1:]
+
+
+def _lab_notes(hosts: Sequence[str], base: str, private: bool) -> str:
+    """Where the lab can be scanned from: a private namespace is reachable only from inside."""
+    targets = f"{hosts[0]}-{hosts[-1].rsplit('.', 1)[1]}"
+    lab = "ghostport lab" if base == DEFAULT_BASE else f"ghostport lab --base {base}"
+    if private:
+        return (
+            "the lab runs in a private user and network namespace (you are not root): no other "
+            "process can reach it, so a scan from another terminal finds every port closed.\n"
+            f"to scan it, run the scan inside the same namespace: `{lab} -- scan {targets}` "
+            "(any scan options after `scan`; the lab stops when the scan ends)"
+        )
+    return (
+        f"scan it from another terminal: `scan {targets}`, or start the lab, scan it and stop "
+        f"it in one step: `{lab} -- scan {targets}`"
+    )
+
+
+async def _scan_inside(scan_argv: Sequence[str]) -> int:
+    """The scan as a child process: it shares the lab's network namespace. Ctrl-C reaches the
+    child too (one process group); it stops and writes what it found, and the lab waits."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scanner", "scan", *scan_argv
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+    try:
+        return await child.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
+
+
 def lab_command(argv: Sequence[str]) -> int:
-    """`ghostport lab`: run the emulators until Ctrl-C."""
+    """`ghostport lab`: run the emulators until Ctrl-C; `ghostport lab -- scan ARGS`: run
+    them, scan them with ARGS from inside the lab's network, and stop."""
+    lab_argv, scan_argv = _split_inner_scan(argv)
     args = _lab_parser(
-        "ghostport lab", "Run the emulated legacy services in the foreground until Ctrl-C."
-    ).parse_args(argv)
+        "ghostport lab",
+        "Run the emulated legacy services in the foreground until Ctrl-C; with "
+        "`-- scan ARGS`, run them, scan them (from inside the lab's private network namespace "
+        "when not root) and stop.",
+    ).parse_args(lab_argv)
     hosts = lab_hosts(args.base)
     _private_network("lab", argv, args.inside_private_namespace)
+    private = args.inside_private_namespace
 
-    async def run() -> None:
+    async def run() -> int:
         lab = await Lab(args.base).start()
         try:
+            if scan_argv is not None:
+                where = " in a private network namespace" if private else ""
+                err(f"lab running on {hosts[0]}-{hosts[-1]}{where}; scanning it")
+                return await _scan_inside(scan_argv)
             out(
                 "\n".join(
                     f"{service.host:<15} {service.port:>5}/{service.transport:<4} "
@@ -70,14 +130,17 @@ def lab_command(argv: Sequence[str]) -> int:
                 )
             )
             out(f"{hosts[-1]:<15}     -      nothing: every port closed")
+            out(_lab_notes(hosts, args.base, private))
             out("lab running; Ctrl-C stops it")
             await asyncio.Event().wait()
+            return opt.EXIT_OK
         finally:
             await lab.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return opt.EXIT_OK
+    try:
+        return asyncio.run(run())
+    except KeyboardInterrupt:
+        return opt.EXIT_OK
 
 
 def _writable_directory(folder: str) -> Path:

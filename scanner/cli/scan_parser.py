@@ -81,7 +81,22 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         help="audit this machine instead: which process holds which orphaned port",
     )
     parser.add_argument("--no-probe", action="store_true", help="with --local: do not probe")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors (and the lines --format grepable asks for)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="line_format",
+        choices=("text", "grepable", "lines"),
+        default="text",
+        help="stdout: `text` (a line per open port on a terminal, then a table per host) or "
+        "`grepable` (also `lines`): one tab-separated line per result as it arrives, no "
+        "colour; fields: host port proto state reason service verdict severity registry "
+        "hostname title, '-' where empty",
+    )
     parser.add_argument(
         "--db",
         metavar="URL",

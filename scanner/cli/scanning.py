@@ -19,10 +19,11 @@ from scanner.cli.recording import FinishingObserver, History, ObserverHub
 from scanner.cli.scan_parser import build_local_parser, build_scan_parser
 from scanner.engine import EngineOptions
 from scanner.errors import UsageError
+from scanner.local_audit import LocalAuditConfig, run_local_audit
 from scanner.models import Transport
 from scanner.ports import parse_port_spec
 from scanner.report.text import render_local
-from scanner.scan import LocalAuditConfig, ScanConfig, execute, new_seed, run_local_audit, run_scan
+from scanner.scan import ScanConfig, execute, new_seed, run_scan
 from scanner.targets import read_spec_file, split_specs
 
 T = TypeVar("T")
@@ -140,6 +141,11 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         if args.targets or args.input_list:
             raise UsageError("--local audits this machine: give no targets with it")
         return run_local_command(args, command_line)
+    if args.line_format != "text" and nmapflags.stdout_taken(args):
+        raise UsageError(
+            f"--format {args.line_format} prints to stdout, and so does an output file '-': "
+            "choose one"
+        )
     config = config_from_args(args, command_line)
     history = History.open(args)
     if history.store is not None and args.resume:
@@ -152,6 +158,8 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
         list_ports=not nmapflags.stdout_taken(args),
         announce=nmapflags.plan_announcer(args, config),
         replay=history.replay,
+        quiet=args.quiet,
+        line_format=args.line_format,
     )
     observer = ObserverHub([console, *history.observers()])
     from scanner.cli.distributed import sharded_scan  # noqa: PLC0415

@@ -4,7 +4,9 @@ The lab binds the services' real ports (23, 69, 161, ...), which only root may b
 user can still own a network namespace inside a user namespace (`unshare --user
 --map-root-user --net`, unprivileged user namespaces are on by default in current Linux
 distributions): there they are root, with a loopback of their own that nothing else sees.
-The demo re-runs itself there; its files still belong to the user who ran it.
+The demo and the lab re-run themselves there; their files still belong to the user who ran
+them. Nothing outside reaches that loopback, so `ghostport lab -- scan ...` runs its scan
+inside the same namespace.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ def needs_private_namespace() -> bool:
 
 def private_namespace_command(argv: Sequence[str]) -> list[str]:
     """The command line that runs the same ghostport command inside a new user + network
-    namespace (the CLI execs it)."""
+    namespace (the CLI execs it). The marker flag goes before a `--`: what follows one (the
+    scan of `ghostport lab -- scan ...`) is not the lab's."""
+    argv = list(argv)
+    at = argv.index("--") if "--" in argv else len(argv)
     unshare = shutil.which("unshare")
     if unshare is None:
         raise MissingToolError(
@@ -45,8 +50,9 @@ def private_namespace_command(argv: Sequence[str]) -> list[str]:
         sys.executable,
         "-m",
         "scanner",
-        *argv,
+        *argv[:at],
         INSIDE_FLAG,
+        *argv[at:],
     ]
 
 

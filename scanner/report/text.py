@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from scanner.models import Finding, RegistryRow, ScanDocument
+from scanner.models import Finding, PortResult, RegistryRow, ScanDocument
 from scanner.ports import compress_ports
 from scanner.profiles import Profile, ServiceStatus, merged
 from scanner.registry import Registry, RegistryEntry, describe_source
@@ -47,6 +47,35 @@ def one_line(text: object, limit: int | None = None) -> str:
     if limit is not None and len(line) > limit:
         return line[: max(0, limit - 1)] + "~"
     return line
+
+
+def plural(number: int, word: str) -> str:
+    """'1 host', '2 hosts', '1,024 ports': a count with its noun, thousands separated."""
+    return f"{number:,} {word}" + ("" if number == 1 else "s")
+
+
+def grepable_line(result: PortResult, finding: Finding | None) -> str:
+    """One result as one tab-separated line (`scan --format grepable`), fields in this order,
+    '-' where empty: host, port, proto, state, reason, service (the protocol that answered),
+    verdict, severity (of the port's finding), registry (the port's registered name),
+    hostname, title (of the finding). Every field passes `one_line`, so a tab or a line break
+    from outside shows escaped and never splits a field or a line."""
+    service = result.service
+    verdict = finding.verdict if finding is not None else result.verdict
+    fields = (
+        result.host,
+        result.port,
+        result.proto,
+        result.state,
+        result.reason,
+        (service.protocol or service.id) if service is not None else None,
+        verdict,
+        finding.severity if finding is not None else None,
+        result.registry.name if result.registry is not None else None,
+        result.hostname,
+        finding.title if finding is not None else None,
+    )
+    return "\t".join(one_line(v) if v not in (None, "") else "-" for v in fields)
 
 
 def registry_rows(entries: Iterable[RegistryEntry]) -> list[RegistryRow]:
