@@ -552,8 +552,11 @@ class Engine:
             silent = (PortState.FILTERED, Reason.NO_RESPONSE)
         else:
             silent = (PortState.OPEN_FILTERED, Reason.NO_RESPONSE)
-        retries = flight.exchange.retries
-        if flight.attempt <= (self._options.retries if retries is None else retries):
+        retries = flight.target.retries
+        if retries < 0:
+            exchange_retries = flight.exchange.retries
+            retries = self._options.retries if exchange_retries is None else exchange_retries
+        if flight.attempt <= retries:
             self._retry.append(flight)
             self._schedule_pump()
         else:

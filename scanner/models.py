@@ -89,6 +89,7 @@ class ProbeTarget(NamedTuple):
     transport: Transport
     probe: int = 0  # index of the exchange to run (0: discovery)
     wait: float = 0.0  # this probe's wait, adapted to the host's round trips (0: the exchange's)
+    retries: int = -1  # extra attempts when silent (-1: the exchange's, else the scan's)
 
 
 @dataclass(frozen=True, slots=True)
