@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from scanner import __version__
 from scanner.assembly import Judge, PortAssembler, to_result
@@ -45,6 +45,9 @@ from scanner.profiles import Profile, ServiceStatus
 from scanner.registry import Registry, describe_source
 from scanner.targets import AddressBlock, build_target_set, in_scopes
 
+if TYPE_CHECKING:
+    from scanner.syn import SynEngine
+
 T = TypeVar("T")
 _PROGRESS_INTERVAL_S = 0.2
 
@@ -68,6 +71,7 @@ class ScanConfig:
     part: ScanSlice = WHOLE
     resume: ResumeState | None = None
     checkpoints: bool = False  # track which plan positions are finished (history, resume)
+    syn: bool = False  # TCP discovery by raw SYN packets (scanner/syn.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +338,13 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
             progress.finish((observation.host, observation.port, observation.transport))
 
     assembler = PortAssembler(judge, config.registry, resolved.hostnames, deliver)
-    engine = Engine(options, assembler.add)
+    engine: Engine | SynEngine
+    if config.syn:  # --syn: the SYN engine runs TCP discovery, a connect Engine the rest
+        from scanner.syn import SynEngine  # noqa: PLC0415
+
+        engine = SynEngine(options, assembler.add)
+    else:
+        engine = Engine(options, assembler.add)
     stop_progress = _run_progress(observer, tally)
     try:
         return await engine.run(progress.walk() if progress is not None else plan)
