@@ -78,6 +78,7 @@ class SynEngine:
         self._flights: dict[int, _Syn] = {}
         self._deadlines: dict[float, deque[tuple[float, int, int]]] = {}
         self._retry: deque[_Syn] = deque()
+        self._waits = {1: options.attempt_wait(1), 2: options.attempt_wait(2)}
         self._packet = new_packet()
         self._source: Iterator[ProbeTarget] = iter(())
         self._source_done = False
@@ -302,7 +303,7 @@ class SynEngine:
         flight.attempt += 1
         flight.sent = now = time.monotonic()
         self.stats.attempts += 1
-        wait = self._options.attempt_wait(flight.attempt)
+        wait = self._waits.get(flight.attempt) or self._options.attempt_wait(flight.attempt)
         queue = self._deadlines.get(wait)
         if queue is None:
             queue = self._deadlines[wait] = deque()
@@ -313,7 +314,7 @@ class SynEngine:
 
     def _read_replies(self) -> None:
         """Every queued SYN-ACK and RST (the BPF filter let only those to our port through)."""
-        flights, cookie_of, source_port = self._flights, self._cookie, self._source_port
+        flights, source_port = self._flights, self._source_port
         try:
             replies = self._sockets.replies if self._sockets is not None else None
             while replies is not None:
@@ -326,7 +327,7 @@ class SynEngine:
                 if (
                     flight is None
                     or dport != source_port
-                    or (ack - 1) & 0xFFFFFFFF != cookie_of(address, port, source_port)
+                    or (ack - 1) & 0xFFFFFFFF != flight.cookie  # the cookie is the key's
                 ):
                     continue
                 if flags & RST:
