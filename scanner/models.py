@@ -42,6 +42,7 @@ class Reason(StrEnum):
 
     SYN_ACK = "syn-ack"
     CONN_REFUSED = "conn-refused"
+    RESET = "reset"  # an RST to a raw SYN (--syn), where a connect sees conn-refused
     UDP_RESPONSE = "udp-response"
     PORT_UNREACH = "port-unreach"
     HOST_UNREACH = "host-unreach"
