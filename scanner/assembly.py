@@ -19,7 +19,7 @@ from scanner.classify import (
     PortClassification,
     as_tarpit,
     classify_port,
-    hard_protocols,
+    matched_protocols,
 )
 from scanner.ladder import (
     HostRtt,
@@ -214,10 +214,13 @@ class PortAssembler:
     def _settled(self, key: PortKey, ladder: PortLadder, observation: PortObservation) -> bool:
         """True when the port needs no more probes: named, closed, or out of probes."""
         if observation.state is PortState.OPEN:
-            named = self._protocols(key, observation)
+            named, softly = self._matches(key, observation)
             carried = self._probe_set.carried
             if named - carried.keys():
                 return True
+            own = self._probe_set.tcp.get(key[1], ()) if key[2] is Transport.TCP else ()
+            if softly and not named and not any(i in own for i in ladder.queue):
+                return True  # its own service, known by a weak sign, and its own probes done
             if named and not ladder.carrier:
                 # HTTP answered: only what is carried over HTTP can still say more
                 ladder.carrier = True
@@ -227,7 +230,8 @@ class PortAssembler:
             return True  # an ICMP error to a later UDP probe still says closed
         if not ladder.queue and key[2] is Transport.UDP and not ladder.fallbacks:
             ladder.fallbacks = self._probe_set.udp_fallbacks(key[1])
-            if key[0] in self._alive or self._answered(ladder):
+            live = key[0] in self._alive or self._answered(ladder)
+            if live and not self._known(key, ladder):
                 ladder.queue.extend(ladder.fallbacks)
         return not ladder.queue
 
@@ -256,17 +260,31 @@ class PortAssembler:
         return targets or None
 
     def _protocols(self, key: PortKey, observation: PortObservation) -> set[str]:
+        return self._matches(key, observation)[0]
+
+    def _matches(self, key: PortKey, observation: PortObservation) -> tuple[set[str], set[str]]:
         owners = self._knowledge.owners.get((key[2], key[1]), ())
-        return hard_protocols(observation, self._knowledge, owners)
+        return matched_protocols(observation, self._knowledge, owners)
+
+    def _known(self, key: PortKey, ladder: PortLadder) -> bool:
+        """Something matched the port, softly at least (a discard port's silence)."""
+        return any(
+            any(self._matches(key, o)) for o in ladder.observations if o.state is PortState.OPEN
+        ) or any(self._owner_silence(key, o) for o in ladder.observations)
+
+    def _owner_silence(self, key: PortKey, observation: PortObservation) -> bool:
+        """A silent UDP port whose own service is known by its silence (discard, a trap
+        receiver): its own probes said what it is; no fallback datagrams."""
+        if observation.state is not PortState.OPEN_FILTERED:
+            return False
+        owners = self._knowledge.owners.get((key[2], key[1]), ())
+        return any(m.type == "silent" for o in owners for m in o.matchers)
 
     def _finish(self, key: PortKey, ladder: PortLadder) -> None:
         self._ladders.pop(key, None)
         observations = ladder.observations
-        unnamed = not any(
-            o.state is PortState.OPEN and self._protocols(key, o) for o in observations
-        )
         if (
-            unnamed
+            not self._known(key, ladder)
             and not self._second
             and key[2] is Transport.TCP
             and ladder.silent_probes

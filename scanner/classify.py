@@ -127,14 +127,16 @@ def _candidates(
 Candidate = tuple[ServiceModel, Match, PortObservation]
 
 
-def hard_protocols(
+def matched_protocols(
     observation: PortObservation, knowledge: Knowledge, owners: tuple[ServiceModel, ...]
-) -> set[str]:
-    """The protocols an answer is a hard match for (the ladder stops at one, unless all are
-    carriers of others, such as HTTP under a proxy's answer)."""
-    return {
-        hit.protocol for _, hit, _ in _candidates([observation], knowledge, owners) if not hit.soft
-    }
+) -> tuple[set[str], set[str]]:
+    """The protocols an answer is a hard match for, and those it is only a soft match for
+    (the ladder stops at a hard one, unless all are carriers of others, such as HTTP)."""
+    hard: set[str] = set()
+    soft: set[str] = set()
+    for _, hit, _ in _candidates([observation], knowledge, owners):
+        (soft if hit.soft else hard).add(hit.protocol)
+    return hard, soft
 
 
 def _rank(

@@ -3,8 +3,8 @@
 Fragile legacy daemons (a single-threaded SNMP agent's SMUX port, an inetd that forks per
 connection) stall when many probes arrive at once. So a port gets one exchange at a time,
 and a host at most `per_host` follow-up exchanges at once; ports of a busy host wait their
-turn in order. Waits adapt to the round trips measured on each host (nmap's srtt and
-rttvar), so a single open port on a fast network is named in a fraction of a second.
+turn in order. Waits adapt to the round trips measured on each host, so a single open port
+on a fast network is named in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -35,44 +35,38 @@ class PortLadder:
 
 
 class HostRtt:
-    """Smoothed round-trip time and its variation per host, from answered probes (RFC 6298)."""
+    """The shortest round trip measured to each host (and over the scan, for hosts not yet
+    measured). The minimum, not a smoothed mean: a busy moment on either end inflates a
+    sample, never shrinks one, and the wait that follows only needs the network's share."""
 
     __slots__ = ("_rtt", "_scan")
 
     def __init__(self) -> None:
-        self._rtt: dict[str, tuple[float, float]] = {}
-        self._scan: tuple[float, float] | None = None  # over every host, for hosts not measured
+        self._rtt: dict[str, float] = {}
+        self._scan: float | None = None
 
     def sample(self, host: str, rtt: float | None) -> None:
         """Fold one measured round trip into the host's estimate."""
         if rtt is None:
             return
-        self._rtt[host] = _folded(self._rtt.get(host), rtt)
-        self._scan = _folded(self._scan, rtt)
+        known = self._rtt.get(host)
+        self._rtt[host] = rtt if known is None else min(known, rtt)
+        self.sample_scan(rtt)
 
     def sample_scan(self, rtt: float | None) -> None:
         """Fold a round trip into the scan-wide estimate only (a closed port's reset: cheap,
         and no memory per host)."""
         if rtt is not None:
-            self._scan = _folded(self._scan, rtt)
+            self._scan = rtt if self._scan is None else min(self._scan, rtt)
 
     def wait(self, host: str, exchange: ExchangeSpec, timeout: float) -> float:
-        """The wait for one exchange with the host: its round trips with room for the server
-        to think, never longer than the exchange's own wait. 0 (the exchange's own) when the
-        host has not been measured."""
-        known = self._rtt.get(host) or self._scan
-        ceiling = exchange.wait or timeout
+        """The wait for one exchange with the host: a few of its round trips plus room for
+        the server to think, never longer than the exchange's own wait; 0 (the exchange's
+        own) when nothing has been measured."""
+        known = self._rtt.get(host, self._scan)
         if known is None:
             return 0.0
-        srtt, rttvar = known
-        return min(ceiling, max(MIN_ADAPTED_WAIT, 2 * srtt + 8 * rttvar + MIN_ADAPTED_WAIT))
-
-
-def _folded(known: tuple[float, float] | None, rtt: float) -> tuple[float, float]:
-    if known is None:
-        return (rtt, rtt / 2)
-    srtt, rttvar = known
-    return (0.875 * srtt + 0.125 * rtt, 0.75 * rttvar + 0.25 * abs(srtt - rtt))
+        return min(exchange.wait or timeout, MIN_ADAPTED_WAIT + 4 * known)
 
 
 class HostTurns:
