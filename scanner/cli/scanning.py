@@ -40,6 +40,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
     excludes = [spec for item in args.exclude for spec in split_specs(item)]
     if args.exclude_file:
         excludes += read_spec_file(args.exclude_file)
+    nmapflags.refuse_lookups(args, targets, excludes)
     transports: tuple[Transport, ...]
     if args.tcp == args.udp:
         transports = (Transport.TCP, Transport.UDP)
