@@ -53,6 +53,10 @@ from scanner.transport import (
 
 _CONNECTING, _READING, _WAITING = 0, 1, 2
 _RESOURCE_BACKOFF_S = 0.02
+# Probes a pump call may start before the event loop gets a turn: probes that end at once
+# (a refused loopback port, an unreachable network) would otherwise keep the loop from
+# timers, I/O and signals for the whole scan.
+_PUMP_BUDGET = 512
 
 # The sink takes each finished probe's observation and may return follow-up probes (the
 # exchanges an open port gets next); they run ahead of the plan. Most calls return None.
@@ -307,8 +311,10 @@ class Engine:
     def _pump(self) -> None:
         self._pump_handle = None
         self._pumping = True
+        budget = _PUMP_BUDGET
         try:
-            while True:
+            while budget:
+                budget -= 1
                 if self._retry:
                     if not self._take_token():
                         break
@@ -328,6 +334,8 @@ class Engine:
             self._fail_run(exc)
         finally:
             self._pumping = False
+        if not budget:
+            self._schedule_pump()  # the loop's turn first: timers, I/O, a Ctrl-C
         self._check_done()
 
     def _start(self, target: ProbeTarget, reserved: bool) -> None:

@@ -138,6 +138,12 @@ transports:
 timing templates (explicit --rate, --timeout, --retries win):
 {_timing_table()}
 
+names and DNS:
+  A hostname target (or --exclude) is resolved once, by the system resolver (/etc/hosts, then
+  the DNS servers it is configured with), BEFORE the scope check: that lookup is the only
+  packet that can leave before it; the address it returns is then checked like any other.
+  -n sends nothing but probes: a hostname is then refused. Addresses are never resolved back.
+
 more nmap habits:
   -iL - reads the targets from stdin. A target that looks like a file name (out.xml,
   hosts.txt) is refused before anything is sent. nmap flags ghostport does not have (-sA,
@@ -301,7 +307,6 @@ def add_nmap_flags(parser: argparse.ArgumentParser) -> None:
         help="the same as --exclude-file",
     )
     accepted = {
-        "-n": ("no_reverse_dns", "accepted: addresses are never resolved back to names"),
         "-Pn": (
             "no_ping",
             "accepted: ghostport never pings first; every target's ports are probed",
@@ -311,6 +316,13 @@ def add_nmap_flags(parser: argparse.ArgumentParser) -> None:
     }
     for flag, (dest, text) in accepted.items():
         group.add_argument(flag, action="store_true", dest=dest, help=text)
+    group.add_argument(
+        "-n",
+        action="store_true",
+        dest="no_dns",
+        help="send nothing but probes: no DNS query at all, so a hostname target or exclude is "
+        "refused (addresses are never resolved back to names either way)",
+    )
     parser.epilog = f"{parser.epilog or ''}\n{NMAP_HELP}"
 
 

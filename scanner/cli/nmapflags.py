@@ -18,7 +18,7 @@ from scanner.cli.nmap_argv import (
     timing_template,
     translate_argv,
 )
-from scanner.errors import ProfileError
+from scanner.errors import ProfileError, UsageError
 from scanner.ports import PortSpec, compress_ports, parse_port_spec, top_ports
 from scanner.profiles import Profile, profile_ports
 from scanner.registry import Registry, describe_source
@@ -36,6 +36,7 @@ __all__ = [
     "parse_scan_args",
     "plan_announcer",
     "ports_text_from",
+    "refuse_lookups",
     "stdout_taken",
     "timing_template",
     "translate_argv",
@@ -50,6 +51,23 @@ def check_targets(args: argparse.Namespace) -> None:
         args.input_list = None
     for spec in args.targets:
         parse_target_spec(spec)
+
+
+def refuse_lookups(
+    args: argparse.Namespace, targets: Sequence[str], excludes: Sequence[str]
+) -> None:
+    """With -n nothing but probes leaves: a hostname, which would need a DNS query before the
+    scope check, is a usage error naming it."""
+    if not getattr(args, "no_dns", False):
+        return
+    for kind, specs in (("target", targets), ("exclude", excludes)):
+        for spec in specs:
+            name = parse_target_spec(spec).hostname
+            if name is not None:
+                raise UsageError(
+                    f"-n: {kind} {spec!r} is a hostname and -n sends no DNS query; give its "
+                    "address, or drop -n to have it resolved"
+                )
 
 
 def ports_text_from(

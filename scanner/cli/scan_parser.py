@@ -36,7 +36,8 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="address, CIDR (127.0.0.0/24), range (127.0.0.1-40, 127.0.0.1-127.0.1.5), hostname",
+        help="address, CIDR (127.0.0.0/24), range (127.0.0.1-40, 127.0.0.1-127.0.1.5), hostname "
+        "(looked up by the system resolver before the scope check; -n refuses hostnames)",
     )
     parser.add_argument("-iL", dest="input_list", metavar="FILE", help="read targets from FILE")
     parser.add_argument(

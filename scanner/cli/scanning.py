@@ -42,6 +42,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
     excludes = [spec for item in args.exclude for spec in split_specs(item)]
     if args.exclude_file:
         excludes += read_spec_file(args.exclude_file)
+    nmapflags.refuse_lookups(args, targets, excludes)
     if args.syn:  # before anything else is read or sent: without raw sockets, nothing to do
         from scanner.packets import require_raw_sockets  # noqa: PLC0415
 
