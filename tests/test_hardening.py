@@ -122,13 +122,15 @@ def test_a_finding_line_escapes_the_registry_description(netns: Netns, tmp_path:
     registry = _evil_registry(tmp_path)
     # Given an unknown service on 3416, the port that registry describes
     netns.serve("tcp:127.0.0.1:3416:hello from an unknown service\r\n")
-    # When it is scanned with that registry, finding lines on the terminal (stdout)
+    # When it is scanned with that registry, one line per result for scripts (stdout)
     done = netns.run(
         sys.executable,
         "-m",
         "scanner",
         "scan",
         "-q",
+        "--format",
+        "grepable",
         "--no-db",
         "--tcp",
         "-p",
@@ -139,9 +141,9 @@ def test_a_finding_line_escapes_the_registry_description(netns: Netns, tmp_path:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    # Then the squatter's line names the registration, inert and on one line
+    # Then the squatter's line (its title names the registration) is inert and on one line
     _assert_inert(done.stdout + done.stderr)
-    findings = [line for line in done.stdout.splitlines() if line.startswith("FINDING")]
+    findings = [line for line in done.stdout.splitlines() if "\tsquatter\t" in line]
     assert len(findings) == 1, done.stdout
     assert "3416/tcp" in findings[0]
     assert "line1" in findings[0] and "line3 \\u202eevil\\u202c \\x1b[31mRED" in findings[0]
