@@ -66,18 +66,7 @@ def vantages_from(args: argparse.Namespace) -> dict[str, str]:
 def shard_argv(argv: Sequence[str]) -> list[str]:
     """The scan's own flags (ports, profiles, timing) as a worker rebuilds its config from;
     the coordinator's flags (broker, outputs' database, target files) left out."""
-    kept: list[str] = []
-    skip = 0
-    for item in argv:
-        if skip:
-            skip -= 1
-            continue
-        name = item.split("=", 1)[0]
-        if name in _COORDINATOR_FLAGS:
-            skip = _COORDINATOR_FLAGS[name] if "=" not in item else 0
-            continue
-        kept.append(item)
-    return kept
+    return opt.without_flags(argv, _COORDINATOR_FLAGS)
 
 
 def shard_config(

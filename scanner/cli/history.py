@@ -154,24 +154,9 @@ def resume_argv(ref: str, db: str | None) -> list[str]:
         if stored[: len(prog)] == prog:
             stored = stored[len(prog) :]
             break
-    kept = _without_flags(stored, {"--resume": 1, "--seed": 1})
+    kept = opt.without_flags(stored, {"--resume": 1, "--seed": 1})
     extra = ["--db", db] if db and "--db" not in kept else []
     return [*kept, *extra, "--seed", str(document.scan.options.seed), "--resume", scan_id]
-
-
-def _without_flags(argv: Sequence[str], flags: dict[str, int]) -> list[str]:
-    kept: list[str] = []
-    skip = 0
-    for item in argv:
-        if skip:
-            skip -= 1
-            continue
-        name = item.split("=", 1)[0]
-        if name in flags:
-            skip = flags[name] if "=" not in item else 0
-            continue
-        kept.append(item)
-    return kept
 
 
 def resume_command(argv: Sequence[str]) -> int:

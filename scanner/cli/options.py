@@ -229,3 +229,20 @@ def scope_specs_from(flag_values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     if os.environ.get("GHOSTPORT_SCOPE", "").strip():
         found.append(("GHOSTPORT_SCOPE", os.environ["GHOSTPORT_SCOPE"]))
     return tuple(found)
+
+
+def without_flags(argv: Sequence[str], flags: dict[str, int]) -> list[str]:
+    """argv less the given flags and their values (`flags`: how many values each takes);
+    `--flag=value` counts as one word."""
+    kept: list[str] = []
+    skip = 0
+    for item in argv:
+        if skip:
+            skip -= 1
+            continue
+        name = item.split("=", 1)[0]
+        if name in flags:
+            skip = flags[name] if "=" not in item else 0
+            continue
+        kept.append(item)
+    return kept
