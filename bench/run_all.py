@@ -22,6 +22,10 @@ STEPS = [
         ["lab_vs_nmap.py", "--loss", "5"],
     ),
     ("Loading the IANA registry", ["registry_load.py"]),
+    (
+        "Silent network and SYN sweep: --syn against connect mode, nmap -sT/-sS and the C loop",
+        ["silent.py"],
+    ),
 ]
 
 

@@ -147,6 +147,7 @@ class PortAssembler:
         if ladder is None:
             if observation.state is PortState.CLOSED and observation.transport is Transport.TCP:
                 self._alive.add(observation.host)
+                self._rtt.sample_scan(observation.rtt)
                 self._deliver(PortClassification(observation, None, None, None))
                 return None
             return self._first(key, observation)
@@ -168,6 +169,7 @@ class PortAssembler:
         state = observation.state
         if state is not PortState.OPEN_FILTERED and state is not PortState.FILTERED:
             self._alive.add(host)
+            self._rtt.sample_scan(observation.rtt)
         if state is not PortState.OPEN and (
             transport is Transport.TCP or state is not PortState.OPEN_FILTERED
         ):

@@ -181,6 +181,7 @@ class Engine:
         self._ephemeral = ephemeral_ports()
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._holds = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -199,6 +200,27 @@ class Engine:
             self._shutdown()
         return self.stats
 
+    def submit(self, targets: Iterable[ProbeTarget]) -> None:
+        """Probe these too, ahead of the plan, like the sink's follow-ups: for a caller that
+        feeds the engine from outside (the SYN scan's UDP probes and open ports)."""
+        self._submitted.extend(targets)
+        self._schedule_pump()
+
+    def hold(self) -> Callable[[], None]:
+        """Keep run() going, even with nothing left to probe, until the returned function is
+        called: a feeder that may still `submit` calls it when it is done."""
+        self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._holds -= 1
+                self._schedule_pump()
+
+        return release
+
     def _shutdown(self) -> None:
         for handle in (self._sweep_handle, self._pump_handle):
             if handle is not None:
@@ -215,6 +237,7 @@ class Engine:
         if (
             self._source_done
             and self._inflight == 0
+            and not self._holds
             and not (
                 self._retry
                 or self._ready
@@ -552,8 +575,11 @@ class Engine:
             silent = (PortState.FILTERED, Reason.NO_RESPONSE)
         else:
             silent = (PortState.OPEN_FILTERED, Reason.NO_RESPONSE)
-        retries = flight.exchange.retries
-        if flight.attempt <= (self._options.retries if retries is None else retries):
+        retries = flight.target.retries
+        if retries < 0:
+            exchange_retries = flight.exchange.retries
+            retries = self._options.retries if exchange_retries is None else exchange_retries
+        if flight.attempt <= retries:
             self._retry.append(flight)
             self._schedule_pump()
         else:

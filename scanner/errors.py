@@ -11,6 +11,8 @@
     ├── ProfileError             profiles that do not load; lists every problem at once
     ├── MissingToolError         a program or module the command needs is not installed
     │                            (Chromium for --pdf, unshare for the lab, uvloop for --loop)
+    ├── PrivilegeError           the command needs a privilege this process lacks
+    │                            (raw sockets for --syn: root or CAP_NET_RAW)
     ├── LabError                 the emulated lab cannot start (ports taken, no privilege)
     └── StoreError               the scan history database cannot be used
         ├── StoreURLError        a database URL that does not parse or is not supported
@@ -67,6 +69,10 @@ class RegistryError(ScannerError):
 
 class MissingToolError(ScannerError):
     """A program or Python module the command needs is not installed; says how to get it."""
+
+
+class PrivilegeError(ScannerError):
+    """The command needs a privilege this process does not have; says which and how to get it."""
 
 
 class LabError(ScannerError):

@@ -37,33 +37,42 @@ class PortLadder:
 class HostRtt:
     """Smoothed round-trip time and its variation per host, from answered probes (RFC 6298)."""
 
-    __slots__ = ("_rtt",)
+    __slots__ = ("_rtt", "_scan")
 
     def __init__(self) -> None:
         self._rtt: dict[str, tuple[float, float]] = {}
+        self._scan: tuple[float, float] | None = None  # over every host, for hosts not measured
 
     def sample(self, host: str, rtt: float | None) -> None:
         """Fold one measured round trip into the host's estimate."""
         if rtt is None:
             return
-        known = self._rtt.get(host)
-        if known is None:
-            self._rtt[host] = (rtt, rtt / 2)
-            return
-        srtt, rttvar = known
-        rttvar = 0.75 * rttvar + 0.25 * abs(srtt - rtt)
-        self._rtt[host] = (0.875 * srtt + 0.125 * rtt, rttvar)
+        self._rtt[host] = _folded(self._rtt.get(host), rtt)
+        self._scan = _folded(self._scan, rtt)
+
+    def sample_scan(self, rtt: float | None) -> None:
+        """Fold a round trip into the scan-wide estimate only (a closed port's reset: cheap,
+        and no memory per host)."""
+        if rtt is not None:
+            self._scan = _folded(self._scan, rtt)
 
     def wait(self, host: str, exchange: ExchangeSpec, timeout: float) -> float:
         """The wait for one exchange with the host: its round trips with room for the server
         to think, never longer than the exchange's own wait. 0 (the exchange's own) when the
         host has not been measured."""
-        known = self._rtt.get(host)
+        known = self._rtt.get(host) or self._scan
         ceiling = exchange.wait or timeout
         if known is None:
             return 0.0
         srtt, rttvar = known
         return min(ceiling, max(MIN_ADAPTED_WAIT, 2 * srtt + 8 * rttvar + MIN_ADAPTED_WAIT))
+
+
+def _folded(known: tuple[float, float] | None, rtt: float) -> tuple[float, float]:
+    if known is None:
+        return (rtt, rtt / 2)
+    srtt, rttvar = known
+    return (0.875 * srtt + 0.125 * rtt, 0.75 * rttvar + 0.25 * abs(srtt - rtt))
 
 
 class HostTurns:
@@ -108,7 +117,8 @@ class HostTurns:
 
 
 def next_target(key: PortKey, ladder: PortLadder, probe: int, wait: float) -> ProbeTarget:
-    """The probe a port gets next, as the engine takes it."""
+    """The probe a port gets next, as the engine takes it (a fallback datagram once only)."""
     host, port, transport = key
     ladder.inflight = True
-    return ProbeTarget(host, ladder.family, port, transport, probe, wait)
+    retries = 0 if probe in ladder.fallbacks else -1
+    return ProbeTarget(host, ladder.family, port, transport, probe, wait, retries)

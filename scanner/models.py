@@ -42,6 +42,7 @@ class Reason(StrEnum):
 
     SYN_ACK = "syn-ack"
     CONN_REFUSED = "conn-refused"
+    RESET = "reset"  # an RST to a raw SYN (--syn), where a connect sees conn-refused
     UDP_RESPONSE = "udp-response"
     PORT_UNREACH = "port-unreach"
     HOST_UNREACH = "host-unreach"
@@ -89,6 +90,7 @@ class ProbeTarget(NamedTuple):
     transport: Transport
     probe: int = 0  # index of the exchange to run (0: discovery)
     wait: float = 0.0  # this probe's wait, adapted to the host's round trips (0: the exchange's)
+    retries: int = -1  # extra attempts when silent (-1: the exchange's, else the scan's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from scanner import __version__
 from scanner.activity import ActivityProbe, ActivityTracker, worst_probe_wait
@@ -42,6 +42,9 @@ from scanner.profiles import Profile
 from scanner.registry import Registry, describe_source
 from scanner.targets import AddressBlock, build_target_set
 
+if TYPE_CHECKING:
+    from scanner.syn import SynEngine
+
 T = TypeVar("T")
 _PROGRESS_INTERVAL_S = 0.2
 
@@ -67,6 +70,7 @@ class ScanConfig:
     resume: ResumeState | None = None
     checkpoints: bool = False  # track which plan positions are finished (history, resume)
     identify_per_host: int = 2  # follow-up exchanges to one host at once
+    syn: bool = False  # TCP discovery by raw SYN packets (scanner/syn.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,9 +375,14 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
     )
     stop_progress = run_progress(observer, tally)
     try:
-        stats = await Engine(options, tracker.sink(assembler.add)).run(
-            tracker.source(progress.walk() if progress is not None else plan)
-        )
+        first: Engine | SynEngine
+        if config.syn:  # --syn: the SYN engine runs TCP discovery, a connect Engine the rest
+            from scanner.syn import SynEngine  # noqa: PLC0415
+
+            first = SynEngine(options, tracker.sink(assembler.add))
+        else:
+            first = Engine(options, tracker.sink(assembler.add))
+        stats = await first.run(tracker.source(progress.walk() if progress is not None else plan))
         later = assembler.second_pass()
         if later:
             await Engine(options, tracker.sink(assembler.add)).run(tracker.source(later))

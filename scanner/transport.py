@@ -172,6 +172,11 @@ def udp_error_outcome(sock: RawSocket, code: int) -> tuple[PortState, Reason]:
     return state, reason
 
 
+def icmp4_unreach_reason(code: int) -> Reason:
+    """The reason an ICMPv4 destination unreachable of this code gives (as nmap names it)."""
+    return _ICMP4_UNREACH.get(code, Reason.HOST_UNREACH)
+
+
 def _queued_icmp_reason(sock: RawSocket) -> Reason | None:
     """The first queued ICMP error; the socket closes next, so the rest need no draining."""
     reason: Reason | None = None

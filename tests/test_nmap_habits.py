@@ -385,7 +385,7 @@ def test_targets_from_stdin_and_excludefile(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flag", "advice"),
     [
-        ("-sS", "not available yet"),
+        ("-sA", "-sS (SYN)"),
         ("-O", "OS detection"),
         ("-A", "--profile"),
         ("-sC", "--profile"),

@@ -27,11 +27,10 @@ _EXAMPLE = {"-oX": "out.xml", "-oN": "out.nmap", "-oG": "out.gnmap", "-oA": "out
 """nmap's output flags, with an example value for the error when the value is missing."""
 
 _NO_DISCOVERY = "ghostport never pings first and probes every target's ports (nmap's -Pn)"
-_CRAFTING = "ghostport connects with the system's sockets (-sT) and crafts no packets"
+_CRAFTING = "ghostport crafts no packets but the SYN of -sS; use -sT (connect) or -sS (SYN)"
 _PROFILES = "ghostport's probes are its profiles: use --profile ID|FILE.yaml (`ghostport profiles`)"
 
 UNSUPPORTED: dict[str, str] = {
-    "-sS": "a SYN scan is not available yet; use -sT (TCP connect, the TCP probe ghostport has)",
     "-sA": _CRAFTING,
     "-sW": _CRAFTING,
     "-sM": _CRAFTING,
@@ -141,7 +140,7 @@ timing templates (explicit --rate, --timeout, --retries win):
 
 more nmap habits:
   -iL - reads the targets from stdin. A target that looks like a file name (out.xml,
-  hosts.txt) is refused before anything is sent. nmap flags ghostport does not have (-sS,
+  hosts.txt) is refused before anything is sent. nmap flags ghostport does not have (-sA,
   -O, -A, -sC/--script, -sn, -PE/-PS..., --traceroute, -6, ...) are errors saying what to use.
 """
 

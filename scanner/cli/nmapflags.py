@@ -122,7 +122,7 @@ def plan_announcer(args: argparse.Namespace, config: ScanConfig) -> Callable[[in
         return None
     # -p T:23,U:161 chooses its transports itself; only a choice left to the default is news
     per_transport = re.search(r"(^|,)\s*[TU]:", str(args.ports or ""), re.IGNORECASE)
-    default_transports = args.tcp == args.udp and per_transport is None
+    default_transports = (args.tcp or args.syn) == args.udp and per_transport is None
     verbosity = int(getattr(args, "verbose", 0))
     return lambda hosts: describe_plan(
         config, hosts, default_transports=default_transports, verbosity=verbosity

@@ -61,6 +61,13 @@ def build_scan_parser(prog: str) -> argparse.ArgumentParser:
     opt.add_fail_on_flag(parser)
     parser.add_argument("--tcp", "-sT", action="store_true", help="probe TCP only")
     parser.add_argument("--udp", "-sU", action="store_true", help="probe UDP only")
+    parser.add_argument(
+        "--syn",
+        "-sS",
+        action="store_true",
+        help="find open TCP ports with raw SYN packets (root or CAP_NET_RAW), then identify "
+        "them by connect; a TCP scan like -sT: add -sU for UDP too",
+    )
     parser.add_argument("--seed", type=opt.count(0), help="seed of the probe order (repeatable)")
     opt.add_timing_flags(parser, sweep=True)
     opt.add_output_flags(parser)

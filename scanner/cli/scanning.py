@@ -42,11 +42,16 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
     excludes = [spec for item in args.exclude for spec in split_specs(item)]
     if args.exclude_file:
         excludes += read_spec_file(args.exclude_file)
+    if args.syn:  # before anything else is read or sent: without raw sockets, nothing to do
+        from scanner.packets import require_raw_sockets  # noqa: PLC0415
+
+        require_raw_sockets()
+    tcp = args.tcp or args.syn  # -sS is a TCP scan type, as -sT
     transports: tuple[Transport, ...]
-    if args.tcp == args.udp:
+    if tcp == args.udp:
         transports = (Transport.TCP, Transport.UDP)
     else:
-        transports = (Transport.TCP,) if args.tcp else (Transport.UDP,)
+        transports = (Transport.TCP,) if tcp else (Transport.UDP,)
     profiles = opt.profiles_from(args)
     registry = opt.registry_from(args)
     ports_text = nmapflags.ports_text_from(args, profiles, registry)
@@ -64,6 +69,7 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str]) -> ScanConfi
         scope_specs=opt.scope_specs_from(args.scope),
         registry=registry,
         profiles=profiles,
+        syn=args.syn,
     )
 
 
