@@ -331,6 +331,124 @@ def squatters(base: str = "127.0.20.") -> list[Daemon]:
     ]
 
 
+# ---------------------------------------------------------------- the legacy host
+
+SMALL_SERVICES = ("echo", "discard", "daytime", "chargen", "time")
+
+
+def _snmpd(address: str) -> Callable[[Path], list[str]]:
+    def command(work: Path) -> list[str]:
+        conf = work / "snmpd.conf"
+        if work.is_dir():
+            _write(
+                conf,
+                f"""
+                agentaddress udp:{address}:161,udp:{address}:391,tcp:{address}:1993
+                master agentx
+                agentXSocket tcp:{address}:705
+                smuxsocket {address}
+                rocommunity public 127.0.0.0/8
+                sysdescr SynOptics Model 2813 Hub, agent rev 5.20 (ghostport stability)
+                sysname synoptics-lab
+                """,
+            )
+        return ["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-p", str(work / "snmpd.pid")]
+
+    return command
+
+
+def _inetd(address: str) -> Callable[[Path], list[str]]:
+    """inetutils-inetd: the small services on TCP and UDP, rlogind on 513 and rshd on 514."""
+
+    def command(work: Path) -> list[str]:
+        conf = work / "inetd.conf"
+        if work.is_dir():
+            lines = [
+                f"{address}:{name} {kind} {proto} {wait} root internal"
+                for name in SMALL_SERVICES
+                for kind, proto, wait in (("stream", "tcp", "nowait"), ("dgram", "udp", "wait"))
+            ]
+            lines += [
+                f"{address}:login stream tcp nowait root /usr/sbin/in.rlogind in.rlogind",
+                f"{address}:shell stream tcp nowait root /usr/sbin/in.rshd in.rshd",
+            ]
+            _write(conf, "\n".join(lines) + "\n")
+        return ["inetutils-inetd", "-d", f"--pidfile={work}/inetd.pid", str(conf)]
+
+    return command
+
+
+def _snmptrapd(address: str) -> Callable[[Path], list[str]]:
+    def command(work: Path) -> list[str]:
+        conf = work / "snmptrapd.conf"
+        if work.is_dir():
+            _write(conf, "authCommunity log,execute,net public\ndisableAuthorization yes\n")
+        return [
+            "snmptrapd",
+            "-f",
+            "-Lo",
+            "-C",
+            "-c",
+            str(conf),
+            "-p",
+            str(work / "snmptrapd.pid"),
+            f"udp:{address}:162",
+        ]
+
+    return command
+
+
+def legacy(base: str = "127.0.30.") -> list[Daemon]:
+    """One legacy host's worth of daemons, each on its own address `base` + N: net-snmp with
+    SNMP on 161 and the SynOptics relay port, SMUX, AgentX and SNMP over TCP; inetd's small
+    services and the r-services; tftpd-hpa on 69 and on the AirMobile port; snmptrapd."""
+    small = {
+        (port, proto): name
+        for name, port in zip(SMALL_SERVICES, (7, 9, 13, 19, 37), strict=True)
+        for proto in ("tcp", "udp")
+    }
+    snmp_env = {"SNMP_PERSISTENT_DIR": "{work}/snmp", "MIBS": ""}
+    return [
+        Daemon(
+            "snmpd",
+            "snmpd",
+            f"{base}1",
+            {
+                (161, "udp"): "snmp",
+                (391, "udp"): "synoptics-relay",
+                (199, "tcp"): "smux",
+                (705, "tcp"): "agentx",
+                (1993, "tcp"): "snmp-tcp",
+            },
+            _snmpd(f"{base}1"),
+            snmp_env,
+        ),
+        Daemon(
+            "inetd",
+            "inetutils-inetd",
+            f"{base}2",
+            {**small, (513, "tcp"): "rlogin", (514, "tcp"): "rsh"},
+            _inetd(f"{base}2"),
+        ),
+        Daemon("tftpd", "tftpd-hpa", f"{base}3", {(69, "udp"): "tftp"}, _tftpd(f"{base}3", 69)),
+        Daemon(
+            "tftpd on 3416",
+            "tftpd-hpa",
+            f"{base}4",
+            {(3416, "udp"): "tftp"},
+            _tftpd(f"{base}4", 3416),
+        ),
+        Daemon(
+            "snmptrapd",
+            "snmptrapd",
+            f"{base}5",
+            {(162, "udp"): "snmptrap"},
+            _snmptrapd(f"{base}5"),
+            snmp_env,
+        ),
+    ]
+
+
 def ports_of(daemons: Iterable[Daemon]) -> str:
     """The daemons' ports as a ghostport/nmap `-p` spec: `T:...,U:...`."""
     tcp = sorted({p for d in daemons for p, t in d.speaks if t == "tcp"})
@@ -363,6 +481,16 @@ def add_addresses(namespace: str, daemons: Iterable[Daemon]) -> None:
         )
 
 
+def hosts_file(daemons: Iterable[Daemon], name: str = "legacy-host") -> str:
+    """/etc/hosts for the namespace (`ip netns exec` mounts /etc/netns/NS/hosts over it):
+    rshd and rlogind hang up on a client whose address has no name."""
+    lines = ["127.0.0.1 localhost"]
+    lines += [
+        f"{a} {name}-{a.rsplit('.', 1)[1]}" for a in dict.fromkeys(d.address for d in daemons)
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def start(namespace: str, work: Path, daemons: Sequence[Daemon]) -> list[subprocess.Popen[bytes]]:
     """Write each daemon's configuration under `work` and start it inside the namespace; its
     output goes to work/<name>.log. Returns the processes (the caller stops them)."""
@@ -378,7 +506,7 @@ def start(namespace: str, work: Path, daemons: Sequence[Daemon]) -> list[subproc
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    env={**os.environ, **daemon.env},
+                    env={**os.environ, **{k: v.format(work=work) for k, v in daemon.env.items()}},
                     cwd=work,
                 )
             )
