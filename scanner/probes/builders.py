@@ -152,6 +152,33 @@ def snmpv3_discovery(args: SnmpV3DiscoveryArgs) -> bytes:
     return _tlv(0x30, _ber_int(3) + global_data + _tlv(0x04, usm) + scoped)
 
 
+class SnmpInformArgs(BuilderArgs):
+    """snmp-inform: community, request id and the notification's snmpTrapOID."""
+
+    community: Field8 = "public"
+    request_id: Int31 = 0x6771
+    trap_oid: Oid = "1.3.6.1.6.3.1.1.5.1"  # coldStart
+
+
+def snmp_inform(args: SnmpInformArgs) -> bytes:
+    """SNMPv2c InformRequest (RFC 3416 4.2.7) with sysUpTime.0 and snmpTrapOID.0, built by
+    scapy. A trap receiver acknowledges an Inform with a Response PDU of the same request id,
+    where it stays silent to a GetRequest."""
+    from scapy.asn1.asn1 import ASN1_OID, ASN1_TIME_TICKS  # noqa: PLC0415 - loads slowly
+    from scapy.layers.snmp import SNMP, SNMPinform, SNMPvarbind  # noqa: PLC0415
+
+    binds = [
+        SNMPvarbind(oid=ASN1_OID("1.3.6.1.2.1.1.3.0"), value=ASN1_TIME_TICKS(0)),
+        SNMPvarbind(oid=ASN1_OID("1.3.6.1.6.3.1.1.4.1.0"), value=ASN1_OID(args.trap_oid)),
+    ]
+    packet = SNMP(
+        version=1,  # v2c
+        community=args.community.encode(),
+        PDU=SNMPinform(id=args.request_id, varbindlist=binds),
+    )
+    return bytes(packet)
+
+
 class TftpRrqArgs(BuilderArgs):
     """tftp-rrq: the file to ask for and the transfer mode."""
 
@@ -295,6 +322,7 @@ BUILDERS: dict[str, Builder[Any]] = _builders(
     Builder("text", TextArgs, text),
     Builder("snmp-get", SnmpGetArgs, snmp_get),
     Builder("snmpv3-discovery", SnmpV3DiscoveryArgs, snmpv3_discovery),
+    Builder("snmp-inform", SnmpInformArgs, snmp_inform),
     Builder("tftp-rrq", TftpRrqArgs, tftp_rrq),
     Builder("finger", FingerArgs, finger),
     Builder("http-get", HttpGetArgs, http_get),

@@ -76,6 +76,10 @@ def _samples() -> list[Sample]:
         ),
         Sample("snmp", U, 161, "snmpv3-discovery", snmp_v3, snmp_source, "snmp"),
         Sample("snmptrap", U, 162, "snmp-v2c-public", *recorded("snmp-v2c-public"), "snmp"),
+        Sample("snmptrap", U, 162, "snmp-v2c-inform", *recorded("snmp-v2c-inform"), "snmp"),
+        Sample("smux", T, 199, "http-get", *recorded("smux-close"), "smux"),
+        Sample("rlogin", T, 513, "rlogin-handshake", *recorded("rlogin-privileged"), "login"),
+        Sample("rsh", T, 514, "rsh-command", *recorded("rsh-privileged"), "shell"),
         Sample("snmp-tcp", T, 1993, "snmp-tcp-v1-public", *recorded("snmp-tcp-v1-public"), "snmp"),
         Sample("agentx", T, 705, "agentx-open", *recorded("agentx-open"), "agentx"),
         Sample(
