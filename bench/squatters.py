@@ -90,9 +90,9 @@ def nmap(
             str(out),
             *hosts,
         ),
-        check=True,
+        check=False,
         capture_output=True,
-        timeout=3600,
+        timeout=LIMIT[0],
     )
     wall = time.monotonic() - started
     named: dict[Key, str] = {}
@@ -113,7 +113,15 @@ def nmap(
     return wall, named
 
 
+LIMIT = [3600.0]  # seconds nmap may take (--nmap-limit)
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--nmap-limit", type=float, default=3600.0, help="seconds for nmap")
+    LIMIT[0] = parser.parse_args().nmap_limit
     if os.geteuid() != 0:
         sys.exit("run as root: the daemons live in a network namespace this script creates")
     if shutil.which("nmap") is None:
@@ -137,7 +145,10 @@ def main() -> None:
             for (port, proto), protocol in d.speaks.items()
         }
         g_wall, g_named = ghostport(namespace, hosts, ports, folder)
-        n_wall, n_named = nmap(namespace, addresses, ports, folder)
+        try:
+            n_wall, n_named = nmap(namespace, addresses, ports, folder)
+        except subprocess.TimeoutExpired:
+            n_wall, n_named = float("inf"), {}  # cut: its XML is not whole
     finally:
         daemons.stop(namespace, processes)
         subprocess.run(["ip", "netns", "del", namespace], check=False)
@@ -150,8 +161,12 @@ def main() -> None:
     print("| tool | named right | wall (whole process) |")
     print("| --- | --- | --- |")
     print(f"| ghostport scan | {right(g_named)}/{total} | {g_wall:.1f} s |")
-    print(f"| nmap -Pn -n -sT -sU -sV | {right(n_named)}/{total} | {n_wall:.1f} s |")
-    print(f"\nspeed-up: {n_wall / g_wall:.1f}x\n")
+    if n_wall == float("inf"):
+        print(f"| nmap -Pn -n -sT -sU -sV | cut, no complete report | > {LIMIT[0]:.0f} s |")
+        print(f"\nspeed-up: more than {LIMIT[0] / g_wall:.1f}x\n")
+    else:
+        print(f"| nmap -Pn -n -sT -sU -sV | {right(n_named)}/{total} | {n_wall:.1f} s |")
+        print(f"\nspeed-up: {n_wall / g_wall:.1f}x\n")
     print("| daemon | port | expected | ghostport | nmap |")
     print("| --- | --- | --- | --- | --- |")
     for daemon in running:
