@@ -184,14 +184,6 @@ def render_profile_list(profiles: Iterable[Profile]) -> str:
     return "\n".join(lines)
 
 
-def render_finding_line(finding: Finding) -> str:
-    """A finding as one terminal line."""
-    return (
-        f"FINDING [{finding.severity}] {finding.verdict}: {one_line(finding.host)} "
-        f"{finding.port}/{finding.proto}: {one_line(finding.title)}"
-    )
-
-
 def render_local(document: ScanDocument) -> str:
     """The local audit: every socket with its owner and flags, then the findings."""
     audit = document.local
