@@ -19,6 +19,7 @@ from scanner.classify import (
     PortClassification,
     as_tarpit,
     classify_port,
+    hung_up_every_time,
     matched_protocols,
 )
 from scanner.ladder import (
@@ -156,8 +157,8 @@ class PortAssembler:
         if observation.transport is Transport.UDP and observation.response:
             self._rtt.sample(observation.host, observation.rtt)  # a TCP exchange's is its wait
         released = self._turns.done(observation.host)
-        if observation.state is PortState.OPEN and not observation.response:
-            ladder.silent_probes.append(observation.probe)
+        if observation.state is PortState.OPEN and observation.response is None:
+            ladder.silent_probes.append(observation.probe)  # nothing came within the wait
         if self._settled(key, ladder, observation):
             self._finish(key, ladder)
         elif self._turns.ask(key):
@@ -213,6 +214,8 @@ class PortAssembler:
 
     def _settled(self, key: PortKey, ladder: PortLadder, observation: PortObservation) -> bool:
         """True when the port needs no more probes: named, closed, or out of probes."""
+        if key[2] is Transport.TCP and self._wrapped(key, ladder):
+            return True
         if observation.state is PortState.OPEN:
             named, softly = self._matches(key, observation)
             carried = self._probe_set.carried
@@ -234,6 +237,15 @@ class PortAssembler:
             if live and not self._known(key, ladder):
                 ladder.queue.extend(ladder.fallbacks)
         return not ladder.queue
+
+    def _wrapped(self, key: PortKey, ladder: PortLadder) -> bool:
+        """nmap's tcpwrapped: the server-first wait and every probe of the port's own services
+        (at least two exchanges) ended with the server hanging up without a byte. Whatever
+        else we sent would meet the same; the other protocols' probes are not sent."""
+        if not hung_up_every_time(ladder.observations):
+            return False
+        own = self._probe_set.tcp.get(key[1], ())
+        return not any(i in own for i in ladder.queue)
 
     @staticmethod
     def _answered(ladder: PortLadder) -> bool:

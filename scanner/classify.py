@@ -84,6 +84,20 @@ PRIVILEGE_NOTE = (
     "(a source port in 512-1023) to confirm what listens (nmap calls such ports tcpwrapped)"
 )
 
+TCPWRAPPED_NOTE = (
+    "tcpwrapped: the server hangs up without a byte, whatever is sent (TCP wrappers or another "
+    "access list refusing this scanner's address, or a service that serves only its own clients)"
+)
+
+
+def hung_up_every_time(observations: Sequence[PortObservation]) -> bool:
+    """At least two exchanges, and in each the server closed the connection without sending
+    anything (not: stayed silent). A discovery connect that read nothing is no exchange."""
+    exchanges = [o for o in observations if o.probe or o.response is not None]
+    return len(exchanges) > 1 and all(
+        o.state is PortState.OPEN and o.response == b"" for o in exchanges
+    )
+
 
 def as_tarpit(classified: PortClassification) -> PortClassification:
     """A port of a host that accepts every port: a squatter there is no finding."""
@@ -268,6 +282,10 @@ def _unrecognised(  # noqa: PLR0917 - one call site, all context
             }
         )
         return PortClassification(deciding, nothing, Verdict.UNIDENTIFIED, finding, PRIVILEGE_NOTE)
+    if deciding.transport is Transport.TCP and hung_up_every_time(observations):
+        # nmap's name for it
+        named = ServiceMatch(id=None, protocol="tcpwrapped", confidence=0.0, matcher=None)
+        return PortClassification(deciding, named, Verdict.UNIDENTIFIED, None, TCPWRAPPED_NOTE)
     return PortClassification(deciding, nothing, Verdict.UNIDENTIFIED, None)
 
 

@@ -6,9 +6,12 @@ verdict of silence; no socket, no descriptor. The kernel answers a SYN-ACK to ou
 an RST (it has no socket for it), as with nmap's -sS.
 
 States and reasons as nmap's -sS: open (syn-ack), closed (reset), filtered (no-response after
-the retries, or the ICMP unreachable's reason). Open ports then go through the connect engine
-for identification, exactly as in a connect scan; so do UDP probes and IPv6 TCP targets (no
-raw IPv6 here), which the same connect engine runs alongside the SYN sweep.
+the retries, or the ICMP unreachable's reason). The wait for an answer follows the round trips
+measured so far, as nmap's does (`SynTimer`): on a network where most addresses are silent,
+the silence is settled in a few hundred milliseconds instead of the full --timeout. Open ports
+then go through the connect engine for identification, exactly as in a connect scan; so do UDP
+probes and IPv6 TCP targets (no raw IPv6 here), which the same connect engine runs alongside
+the SYN sweep.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 
 from scanner.engine import Engine, EngineOptions, EngineStats, ObservationSink
+from scanner.ladder import MIN_ADAPTED_WAIT
 from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
 from scanner.packets import (
     ACK,
@@ -49,14 +53,53 @@ _ROUTE_CACHE = 1 << 17
 class _Syn:
     """One SYN probe awaiting its answer."""
 
-    __slots__ = ("attempt", "cookie", "route", "sent", "target")
+    __slots__ = ("attempt", "cookie", "first", "route", "sent", "target")
 
     def __init__(self, target: ProbeTarget, route: Route, cookie: int) -> None:
         self.target = target
         self.route = route
         self.cookie = cookie
         self.attempt = 0
+        self.first = 0.0
         self.sent = 0.0
+
+
+class SynTimer:
+    """How long a SYN waits for its answer: the smoothed round trip plus four deviations
+    (RFC 6298, as nmap's timing), at least MIN_ADAPTED_WAIT, at most --timeout, doubled for
+    each retransmission. Until `min_samples` answers were measured it is --timeout.
+
+    An answer to the first SYN is an exact sample. An answer after a retransmission is
+    ambiguous (the cookie is the same); it counts from the first SYN, the longer reading, so
+    a slow host raises the wait rather than being called filtered early.
+    """
+
+    __slots__ = ("_ceiling", "_min_samples", "_rttvar", "_samples", "_srtt", "wait")
+
+    def __init__(self, timeout: float, min_samples: int = 4) -> None:
+        self._ceiling = timeout
+        self._min_samples = min_samples
+        self._srtt = 0.0
+        self._rttvar = 0.0
+        self._samples = 0
+        self.wait = timeout
+        """The current wait of a first SYN."""
+
+    def sample(self, rtt: float) -> None:
+        """Fold one measured round trip into the estimate."""
+        if self._samples == 0:
+            self._srtt, self._rttvar = rtt, rtt / 2
+        else:
+            self._rttvar += (abs(self._srtt - rtt) - self._rttvar) / 4
+            self._srtt += (rtt - self._srtt) / 8
+        self._samples += 1
+        if self._samples >= self._min_samples:
+            adapted = max(MIN_ADAPTED_WAIT, self._srtt + 4 * self._rttvar)
+            self.wait = min(self._ceiling, adapted)
+
+    def attempt_wait(self, attempt: int) -> float:
+        """The wait of the given attempt (1, 2, ...)."""
+        return self.wait * (1 << (attempt - 1))
 
 
 class SynEngine:
@@ -76,9 +119,11 @@ class SynEngine:
         self._source_port = random.SystemRandom().randrange(32768, 61000)
         self._routes: dict[str, Route] = {}
         self._flights: dict[int, _Syn] = {}
-        self._deadlines: dict[float, deque[tuple[float, int, int]]] = {}
+        # Sends of each attempt in the order made (sent at, key, attempt): the wait is applied
+        # when the queue is read, so a wait that adapts down settles older silence at once.
+        self._deadlines: dict[int, deque[tuple[float, int, int]]] = {}
         self._retry: deque[_Syn] = deque()
-        self._waits = {1: options.attempt_wait(1), 2: options.attempt_wait(2)}
+        self._timer = SynTimer(options.timeout)
         self._packet = new_packet()
         self._source: Iterator[ProbeTarget] = iter(())
         self._source_done = False
@@ -302,12 +347,13 @@ class SynEngine:
             return True
         flight.attempt += 1
         flight.sent = now = time.monotonic()
+        if flight.attempt == 1:
+            flight.first = now
         self.stats.attempts += 1
-        wait = self._waits.get(flight.attempt) or self._options.attempt_wait(flight.attempt)
-        queue = self._deadlines.get(wait)
+        queue = self._deadlines.get(flight.attempt)
         if queue is None:
-            queue = self._deadlines[wait] = deque()
-        queue.append((now + wait, (route.address << 16) | target.port, flight.attempt))
+            queue = self._deadlines[flight.attempt] = deque()
+        queue.append((now, (route.address << 16) | target.port, flight.attempt))
         return True
 
     # ----------------------------------------------------------------- answers
@@ -360,7 +406,9 @@ class SynEngine:
     def _answer(self, flight: _Syn, state: PortState, reason: Reason) -> None:
         target = flight.target
         del self._flights[(flight.route.address << 16) | target.port]
-        rtt = time.monotonic() - flight.sent
+        now = time.monotonic()
+        rtt = now - flight.sent
+        self._timer.sample(rtt if flight.attempt == 1 else now - flight.first)
         if state is PortState.OPEN and self._options.banner_wait:
             # The banner needs a connection: the connect engine's discovery probe reads it.
             self.stats.finished += 1
@@ -394,8 +442,9 @@ class SynEngine:
         now = time.monotonic()
         retries = self._options.retries
         try:
-            for queue in self._deadlines.values():
-                while queue and queue[0][0] <= now:
+            for attempt_of_queue, queue in self._deadlines.items():
+                sent_by = now - self._timer.attempt_wait(attempt_of_queue)
+                while queue and queue[0][0] <= sent_by:
                     _, key, attempt = queue.popleft()
                     flight = self._flights.get(key)
                     if flight is None or flight.attempt != attempt:

@@ -188,3 +188,26 @@ def test_without_cap_net_raw_syn_is_one_error_and_nothing_is_sent(netns: Netns) 
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
     assert _counters(netns, "ghostport_count") == {"sent": 0}
+
+
+def test_the_syn_wait_follows_measured_round_trips_within_its_floor_and_ceiling() -> None:
+    from scanner.ladder import MIN_ADAPTED_WAIT
+    from scanner.syn import SynTimer
+
+    # Given a timer with --timeout 1.0, before enough answers were measured
+    timer = SynTimer(1.0, min_samples=4)
+    for _ in range(3):
+        timer.sample(0.0001)
+    assert timer.wait == 1.0
+    # When a fourth loopback round trip is measured, the wait drops to the floor
+    timer.sample(0.0001)
+    assert timer.wait == MIN_ADAPTED_WAIT
+    assert timer.attempt_wait(2) == 2 * MIN_ADAPTED_WAIT  # doubled for a retransmission
+    # When slow answers come in (counted from the first SYN after a retransmission), it rises
+    for _ in range(8):
+        timer.sample(0.35)
+    assert MIN_ADAPTED_WAIT < timer.wait <= 1.0
+    # and never beyond --timeout
+    for _ in range(8):
+        timer.sample(5.0)
+    assert timer.wait == 1.0
