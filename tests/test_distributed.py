@@ -18,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from scanner.store.database import open_store
 from tests.conftest import REPO, Netns
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
@@ -257,3 +258,36 @@ def test_an_unreachable_broker_is_one_clear_line_without_its_password(tmp_path: 
     assert rc == 2
     assert "hunter2" not in err
     assert "broker redis://scanner:***@127.0.0.1:1/0 cannot be reached" in err
+
+
+def test_the_history_keeps_both_vantages_of_one_address(
+    broker: str, segments: tuple[Netns, Netns], tmp_path: Path
+) -> None:
+    a, b = segments
+    _worker(a, broker, "a")
+    _worker(b, broker, "b")
+    db = f"sqlite:///{tmp_path / 'scans.db'}"
+    # When a scan over the same addresses from both vantages is recorded in the history
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "scanner", "scan", "-q", "--json", "-", "--db", db),
+            *("--broker", broker, "-p", "T:23,2323,5050", "--all-states", "--seed", "5"),
+            *("--vantage", "a=127.0.10.1-5", "--vantage", "b=127.0.10.1-5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads(done.stdout)
+    # Then the history holds every result of both segments, as the JSON does
+    with open_store(db) as store:
+        stored = store.document(store.resolve_ref("last"))
+    assert len(document["results"]) == 2 * 5 * 3
+    stored_keys = {(r.vantage, r.host, r.port, r.state.value) for r in stored.results}
+    json_keys = {(r["vantage"], r["host"], r["port"], r["state"]) for r in document["results"]}
+    assert stored_keys == json_keys
+    assert ("b", "127.0.10.2", 2323, "open") in stored_keys
+    assert ("a", "127.0.10.2", 2323, "closed") in stored_keys

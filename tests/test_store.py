@@ -567,7 +567,7 @@ def test_database_of_an_older_schema_is_upgraded_on_open(db_url: str) -> None:
         with open_store(db_url) as store:
             # Then the schema is the newest and the scan survived
             with engine.connect() as conn:
-                assert current_revision(conn) == head_revision() == "0002"
+                assert current_revision(conn) == head_revision() == "0003"
             assert [r.id for r in store.scans()] == [SCAN_A]
             assert store.document(SCAN_A).results == sorted(saved.results, key=result_sort_key)
             assert store.checkpoint(SCAN_A) == ScanProgress(checkpoint=None, probes_done=0)

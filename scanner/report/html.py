@@ -165,22 +165,36 @@ def report_context(
     changes: BaseModel | None = None,
     paper: str = "a4",
 ) -> dict[str, Any]:
-    """Everything the template shows, computed here so the template stays declarative."""
+    """Everything the template shows, computed here so the template stays declarative.
+
+    A host is listed once per vantage point that saw it. When the results hold more than one
+    vantage (a distributed scan over several segments), the hosts are grouped under a heading
+    per vantage and the findings and the appendix name theirs; otherwise the report has no
+    vantage in it at all.
+    """
     findings = sorted(
         document.findings,
-        key=lambda f: (_SEVERITIES.index(f.severity), f.host, f.port, f.proto),
+        key=lambda f: (
+            _SEVERITIES.index(f.severity),
+            _vantage_order(f.vantage),
+            f.host,
+            f.port,
+            f.proto,
+        ),
     )
-    by_host: dict[str, list[PortResult]] = defaultdict(list)
+    by_place: dict[tuple[str | None, str], list[PortResult]] = defaultdict(list)
     for result in document.results:
-        by_host[result.host].append(result)
-    findings_by_host: dict[str, list[Finding]] = defaultdict(list)
-    finding_at: dict[tuple[str, int, str], tuple[int, Finding]] = {}
+        by_place[result.vantage, result.host].append(result)
+    findings_by_place: dict[tuple[str | None, str], list[Finding]] = defaultdict(list)
+    finding_at: dict[tuple[str | None, str, int, str], tuple[int, Finding]] = {}
     for number, finding in enumerate(findings, 1):
-        findings_by_host[finding.host].append(finding)
-        finding_at.setdefault((finding.host, finding.port, finding.proto.value), (number, finding))
+        findings_by_place[finding.vantage, finding.host].append(finding)
+        finding_at.setdefault(
+            (finding.vantage, finding.host, finding.port, finding.proto.value), (number, finding)
+        )
     severity_counts = Counter(f.severity.value for f in findings)
     verdict_counts = Counter(f.verdict.value for f in findings)
-    listed_hosts = set(by_host)
+    listed_hosts = {host for _, host in by_place}
     clean_targets = [
         t
         for t in document.scan.targets
@@ -191,7 +205,23 @@ def report_context(
     ]
     scan = document.scan
     started, finished = scan.started_at, scan.finished_at
-    hosts = sorted(by_host.items())
+    groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for (vantage, host), results in sorted(by_place.items(), key=lambda i: i[0][1]):
+        groups[vantage].append(
+            {
+                "host": host,
+                "vantage": vantage,
+                "results": results,
+                "open": sorted(
+                    (r for r in results if r.state is PortState.OPEN),
+                    key=lambda r: (r.port, r.proto.value),
+                ),
+                "findings": findings_by_place.get((vantage, host), []),
+            }
+        )
+    ordered = sorted(groups, key=_vantage_order)
+    vantage_groups = [{"vantage": vantage, "hosts": groups[vantage]} for vantage in ordered]
+    hosts = [entry for vantage in ordered for entry in groups[vantage]]
     return {
         "doc": document,
         "scan": scan,
@@ -203,27 +233,26 @@ def report_context(
         "verdict_counts": {v: verdict_counts.get(v, 0) for v in ("legacy", "squatter")},
         "chart": _chart(dict(severity_counts)),
         "hosts": hosts,
-        "open_by_host": {
-            host: sorted(
-                (r for r in results if r.state is PortState.OPEN),
-                key=lambda r: (r.port, r.proto.value),
-            )
-            for host, results in hosts
-        },
+        "vantage_groups": vantage_groups,
+        "several_vantages": len(vantage_groups) > 1,
         "finding_at": finding_at,
         "command_line": shlex.join(scan.command_line),
         "page_size": PAPER_SIZES.get(paper, "A4"),
         "print_dump_lines": PRINT_DUMP_LINES,
-        "findings_by_host": findings_by_host,
-        "hosts_with_findings": len(findings_by_host),
+        "hosts_with_findings": len(findings_by_place),
         "clean_targets": clean_targets,
-        "clean_other": max(0, document.summary.hosts - len(listed_hosts) - len(clean_targets)),
+        "clean_other": max(0, document.summary.hosts - len(hosts) - len(clean_targets)),
         "duration": document.summary.duration_s,
         "started": started,
         "finished": finished or "not finished",
         "complete": document.complete,
         "changes": changes,
     }
+
+
+def _vantage_order(vantage: str | None) -> tuple[bool, str]:
+    """No vantage (a local scan) first, then vantages by name."""
+    return (vantage is not None, vantage or "")
 
 
 def render_html(

@@ -255,22 +255,24 @@ def render_history(rows: Sequence[ScanRow]) -> str:
 
 
 def render_timeline(rows: Sequence[TimelineRow], where: str) -> str:
-    """One host's or port's results across scans."""
+    """One host's or port's results across scans; a VANTAGE column where a distributed scan
+    saw it from a vantage point."""
     if not rows:
         return f"no recorded scan listed {one_line(where)}"
-    return render_table(
-        ("SCAN", "STARTED", "HOST", "PORT", "STATE", "REASON", "SERVICE", "VERDICT"),
-        [
-            (
-                r.scan_id[:8],
-                r.started_at[:19].replace("T", " "),
-                r.host,
-                f"{r.port}/{r.proto}",
-                str(r.state),
-                r.reason,
-                r.service or "-",
-                r.verdict or "-",
-            )
-            for r in rows
-        ],
-    )
+    vantages = any(r.vantage is not None for r in rows)
+    table = [
+        (
+            r.scan_id[:8],
+            r.started_at[:19].replace("T", " "),
+            *((r.vantage or "-",) if vantages else ()),
+            r.host,
+            f"{r.port}/{r.proto}",
+            str(r.state),
+            r.reason,
+            r.service or "-",
+            r.verdict or "-",
+        )
+        for r in rows
+    ]
+    header = ("SCAN", "STARTED", *(("VANTAGE",) if vantages else ()), "HOST", "PORT")
+    return render_table((*header, "STATE", "REASON", "SERVICE", "VERDICT"), table)

@@ -1,15 +1,17 @@
 """What changed between two scans, compared port by port: pure functions over documents.
 
-Ports are matched by (host, proto, port). A port not in a document's results was not
-listed there (closed, or outside that scan). Each port appears in at most one list, the
-first that applies:
+Ports are matched by (vantage, host, proto, port): a distributed scan sees one address from
+several vantage points, and each is compared with the same vantage's view before. A port not
+in a document's results was not listed there (closed, or outside that scan). Each port
+appears in at most one list, the first that applies:
 
     opened          open now, not open before (not listed, closed, filtered, ...)
     closed          open before, not open now (gone from the list, or another state)
     state_changed   both listed, other states, neither of them open
     service_changed same state, another service or verdict
 
-Findings are matched by (host, proto, port, service id or title): new, and resolved.
+Findings are matched by (vantage, host, proto, port, service id or title): new, and resolved.
+Text output names the vantage of a change (`[site-a] 10.0.0.1 23/tcp: ...`) where it has one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from scanner.models import Finding, PortResult, PortState, ScanDocument, Transpo
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 _FIELD_LIMIT = 200
 
-PortKey = tuple[str, str, int]
+PortKey = tuple[str | None, str, str, int]
+FindingKey = tuple[str | None, str, str, int, str]
 
 
 class PortChange(BaseModel):
@@ -31,6 +34,7 @@ class PortChange(BaseModel):
 
     model_config = _FROZEN
 
+    vantage: str | None = None
     host: str
     proto: Transport
     port: int
@@ -71,6 +75,17 @@ class ScanDiff(BaseModel):
             or self.findings_resolved
         )
 
+    @property
+    def vantages(self) -> list[str]:
+        """The vantage points the changes name, sorted (none when both scans were local)."""
+        named = {c.vantage for c in self._port_changes()} | {
+            f.vantage for f in (*self.findings_new, *self.findings_resolved)
+        }
+        return sorted(v for v in named if v is not None)
+
+    def _port_changes(self) -> list[PortChange]:
+        return [*self.opened, *self.closed, *self.state_changed, *self.service_changed]
+
 
 def diff_documents(old: ScanDocument, new: ScanDocument) -> ScanDiff:
     """Compare two scans' documents (either may come from the database or from a file)."""
@@ -104,9 +119,13 @@ def diff_documents(old: ScanDocument, new: ScanDocument) -> ScanDiff:
         closed=closed,
         state_changed=state_changed,
         service_changed=service_changed,
-        findings_new=[new_findings[k] for k in sorted(new_findings.keys() - old_findings.keys())],
+        findings_new=[
+            new_findings[k]
+            for k in sorted(new_findings.keys() - old_findings.keys(), key=_finding_order)
+        ],
         findings_resolved=[
-            old_findings[k] for k in sorted(old_findings.keys() - new_findings.keys())
+            old_findings[k]
+            for k in sorted(old_findings.keys() - new_findings.keys(), key=_finding_order)
         ],
     )
 
@@ -137,21 +156,31 @@ def render_diff_text(diff: ScanDiff) -> str:
 
 
 def _by_port(results: Iterable[PortResult]) -> dict[PortKey, PortResult]:
-    return {(r.host, r.proto.value, r.port): r for r in results}
+    return {(r.vantage, r.host, r.proto.value, r.port): r for r in results}
 
 
-def _finding_id(finding: Finding) -> tuple[str, str, int, str]:
+def _finding_id(finding: Finding) -> FindingKey:
     label = finding.service_id if finding.service_id is not None else f"title:{finding.title}"
-    return (finding.host, finding.proto.value, finding.port, label)
+    return (finding.vantage, finding.host, finding.proto.value, finding.port, label)
 
 
-def _by_finding(findings: Iterable[Finding]) -> dict[tuple[str, str, int, str], Finding]:
+def _by_finding(findings: Iterable[Finding]) -> dict[FindingKey, Finding]:
     return {_finding_id(f): f for f in findings}
 
 
-def _port_order(key: PortKey) -> tuple[str, int, str]:
-    host, proto, port = key
-    return (host, port, proto)
+def _vantage_order(vantage: str | None) -> tuple[bool, str]:
+    """No vantage (a local scan) first, then vantages by name."""
+    return (vantage is not None, vantage or "")
+
+
+def _port_order(key: PortKey) -> tuple[tuple[bool, str], str, int, str]:
+    vantage, host, proto, port = key
+    return (_vantage_order(vantage), host, port, proto)
+
+
+def _finding_order(key: FindingKey) -> tuple[tuple[bool, str], str, str, int, str]:
+    vantage, host, proto, port, label = key
+    return (_vantage_order(vantage), host, proto, port, label)
 
 
 def _service(result: PortResult | None) -> str | None:
@@ -161,8 +190,9 @@ def _service(result: PortResult | None) -> str | None:
 
 
 def _change(key: PortKey, was: PortResult | None, now: PortResult | None) -> PortChange:
-    host, proto, port = key
+    vantage, host, proto, port = key
     return PortChange(
+        vantage=vantage,
         host=host,
         proto=Transport(proto),
         port=port,
@@ -184,15 +214,21 @@ def _describe(state: PortState | None, service: str | None, verdict: Verdict | N
     return text
 
 
+def _where(vantage: str | None, host: str, port: int, proto: Transport) -> str:
+    """'[site-a] 10.0.0.1 23/tcp', without the brackets where there is no vantage."""
+    seen_from = f"[{_clean(vantage)}] " if vantage is not None else ""
+    return f"{seen_from}{_clean(host)} {port}/{proto.value}"
+
+
 def _port_line(change: PortChange) -> str:
-    where = f"{_clean(change.host)} {change.port}/{change.proto.value}"
+    where = _where(change.vantage, change.host, change.port, change.proto)
     was = _describe(change.old_state, change.old_service, change.old_verdict)
     now = _describe(change.new_state, change.new_service, change.new_verdict)
     return f"{where}: {was} -> {now}"
 
 
 def _finding_line(finding: Finding) -> str:
-    where = f"{_clean(finding.host)} {finding.port}/{finding.proto.value}"
+    where = _where(finding.vantage, finding.host, finding.port, finding.proto)
     return f"{where}: [{_clean(finding.severity)}] {finding.verdict.value}: {_clean(finding.title)}"
 
 

@@ -38,6 +38,7 @@ from scanner.store.records import (
     finding_sort_key,
     first_line,
     normal_host,
+    read_vantage,
     result_sort_key,
 )
 
@@ -132,9 +133,9 @@ class StoreReader:
         return listing
 
     def document(self, scan_id: str) -> ScanDocument:
-        """The scan as its JSON document: every result once, sorted by address, port and
-        transport. A scan without a summary (it never flushed one) gets one counted from
-        its rows."""
+        """The scan as its JSON document: every result once, sorted by vantage point,
+        address, port and transport. A scan without a summary (it never flushed one) gets one
+        counted from its rows."""
         s, r, f, p = schema.scans, schema.results, schema.findings, schema.progress
         with self._read() as conn:
             row = conn.execute(sa.select(s).where(s.c.id == scan_id)).one_or_none()
@@ -238,14 +239,16 @@ class StoreReader:
     def timeline(
         self, host: str, port: int | None = None, proto: Transport | str | None = None
     ) -> list[TimelineRow]:
-        """What every scan recorded for a host (or one of its ports), oldest scan first.
-        Scans that listed nothing there (closed, or not scanned) have no row."""
+        """What every scan recorded for a host (or one of its ports), oldest scan first, one
+        row per vantage point that saw it. Scans that listed nothing there (closed, or not
+        scanned) have no row."""
         s, r = schema.scans, schema.results
         query = (
             sa.select(
                 s.c.id,
                 s.c.started_at,
                 s.c.complete,
+                r.c.vantage,
                 r.c.host,
                 r.c.port,
                 r.c.proto,
@@ -256,7 +259,7 @@ class StoreReader:
             )
             .select_from(r.join(s, s.c.id == r.c.scan_id))
             .where(r.c.host == normal_host(host))
-            .order_by(s.c.started_at, s.c.id, r.c.port, r.c.proto)
+            .order_by(s.c.started_at, s.c.id, r.c.port, r.c.proto, r.c.vantage)
         )
         if port is not None:
             query = query.where(r.c.port == port)
@@ -269,6 +272,7 @@ class StoreReader:
                 scan_id=row.id,
                 started_at=row.started_at.strftime(TIME_FORMAT),
                 complete=bool(row.complete),
+                vantage=read_vantage(row.vantage),
                 host=row.host,
                 port=row.port,
                 proto=Transport(row.proto),

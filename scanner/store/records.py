@@ -32,6 +32,10 @@ WRITE_OPTION = "ghostport_write"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """Times as the scan's JSON writes them."""
 
+NO_VANTAGE = ""
+"""The `vantage` column of a local scan's rows: the column is part of the primary keys, which
+PostgreSQL keeps NOT NULL, and a vantage name is never empty."""
+
 _INT64 = 2**63
 
 
@@ -48,7 +52,7 @@ class ScanRow(BaseModel):
     excludes: list[str]
     ports: dict[str, str]
     profiles: list[str]
-    results: int = Field(description="results recorded (every port listed once)")
+    results: int = Field(description="results recorded (each port once per vantage point)")
     open: int = Field(description="results in state open")
     findings: int
     probes_done: int
@@ -63,6 +67,7 @@ class TimelineRow(BaseModel):
     scan_id: str
     started_at: str
     complete: bool
+    vantage: str | None = Field(description="the vantage point it was seen from; null: local")
     host: str
     port: int
     proto: Transport
@@ -81,14 +86,47 @@ class ScanProgress(BaseModel):
     probes_done: int
 
 
-def result_sort_key(result: PortResult) -> tuple[tuple[int, int, str], int, str]:
-    """The order of results in a stored document: address, then port, then transport."""
-    return (_host_key(result.host), result.port, result.proto.value)
+def result_sort_key(result: PortResult) -> tuple[str, tuple[int, int, str], int, str]:
+    """The order of results in a stored document: vantage point (a local scan's none first),
+    then address, port and transport; each vantage's results stay together."""
+    return (stored_vantage(result.vantage), _host_key(result.host), result.port, result.proto.value)
 
 
-def finding_sort_key(finding: Finding) -> tuple[tuple[int, int, str], int, str, str]:
-    """The order of findings in a stored document."""
-    return (_host_key(finding.host), finding.port, finding.proto.value, finding_key(finding))
+def finding_sort_key(finding: Finding) -> tuple[str, tuple[int, int, str], int, str, str]:
+    """The order of findings in a stored document (as `result_sort_key`, then the service)."""
+    return (
+        stored_vantage(finding.vantage),
+        _host_key(finding.host),
+        finding.port,
+        finding.proto.value,
+        finding_key(finding),
+    )
+
+
+def result_key(result: PortResult) -> tuple[str, str, str, int]:
+    """What a scan records once: (vantage, host, transport, port) (the `results` key)."""
+    return (stored_vantage(result.vantage), result.host, result.proto.value, result.port)
+
+
+def finding_id(finding: Finding) -> tuple[str, str, str, int, str]:
+    """What a scan records once: (vantage, host, transport, port, service or title)."""
+    return (
+        stored_vantage(finding.vantage),
+        finding.host,
+        finding.proto.value,
+        finding.port,
+        finding_key(finding),
+    )
+
+
+def stored_vantage(vantage: str | None) -> str:
+    """A vantage as the `vantage` column holds it: NO_VANTAGE for none (a local scan)."""
+    return NO_VANTAGE if vantage is None else vantage
+
+
+def read_vantage(column: str) -> str | None:
+    """The vantage a `vantage` column value stands for: None for NO_VANTAGE."""
+    return None if column == NO_VANTAGE else column
 
 
 def finding_key(finding: Finding) -> str:
@@ -176,6 +214,7 @@ def result_row(scan_id: str, result: PortResult) -> dict[str, Any]:
     service = result.service
     return {
         "scan_id": scan_id,
+        "vantage": stored_vantage(result.vantage),
         "host": result.host,
         "proto": result.proto.value,
         "port": result.port,
@@ -191,6 +230,7 @@ def finding_row(scan_id: str, finding: Finding) -> dict[str, Any]:
     """The `findings` row of one finding."""
     return {
         "scan_id": scan_id,
+        "vantage": stored_vantage(finding.vantage),
         "host": finding.host,
         "proto": finding.proto.value,
         "port": finding.port,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from scanner.store.records import NO_VANTAGE
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -62,8 +64,12 @@ results = sa.Table(
     sa.Column("service", sa.String(255), nullable=True),  # profile id, else protocol
     sa.Column("verdict", sa.String(16), nullable=True),
     sa.Column("data", sa.JSON(), nullable=False),  # PortResult
-    # One row per port and scan: a re-run or a resume overwrites, never duplicates.
-    sa.PrimaryKeyConstraint("scan_id", "host", "proto", "port"),
+    # Last: migration 0003 added it. '' (NO_VANTAGE) for a local scan, as a primary-key
+    # column cannot be NULL in PostgreSQL.
+    sa.Column("vantage", sa.String(255), nullable=False, server_default=NO_VANTAGE),
+    # One row per port, vantage point and scan: a re-run or a resume overwrites, never
+    # duplicates; two vantages that see one address keep a row each.
+    sa.PrimaryKeyConstraint("scan_id", "vantage", "host", "proto", "port"),
     sa.Index(None, "host", "port", "proto"),
 )
 
@@ -81,7 +87,8 @@ findings = sa.Table(
     sa.Column("severity", sa.String(16), nullable=False),
     sa.Column("verdict", sa.String(16), nullable=False),
     sa.Column("data", sa.JSON(), nullable=False),  # Finding
-    sa.PrimaryKeyConstraint("scan_id", "host", "proto", "port", "key"),
+    sa.Column("vantage", sa.String(255), nullable=False, server_default=NO_VANTAGE),
+    sa.PrimaryKeyConstraint("scan_id", "vantage", "host", "proto", "port", "key"),
 )
 
 progress = sa.Table(

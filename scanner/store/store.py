@@ -30,9 +30,10 @@ from scanner.store import schema
 from scanner.store.queries import StoreReader
 from scanner.store.records import (
     WRITE_OPTION,
-    finding_key,
+    finding_id,
     finding_row,
     parse_time,
+    result_key,
     result_row,
     scan_row,
     utc_naive,
@@ -73,12 +74,10 @@ class Store(StoreReader):
         summary: ScanSummary | None = None,
     ) -> None:
         """Store one batch in one transaction: results and findings (a port or finding already
-        recorded for the scan is overwritten), the checkpoint and the running summary."""
-        result_rows = {(r.host, r.proto.value, r.port): result_row(scan_id, r) for r in results}
-        finding_rows = {
-            (f.host, f.proto.value, f.port, finding_key(f)): finding_row(scan_id, f)
-            for f in findings
-        }
+        recorded for the scan from the same vantage point is overwritten), the checkpoint and
+        the running summary."""
+        result_rows = {result_key(r): result_row(scan_id, r) for r in results}
+        finding_rows = {finding_id(f): finding_row(scan_id, f) for f in findings}
         with self._write(scan_id) as conn:
             self._upsert_results(conn, list(result_rows.values()))
             self._upsert_findings(conn, list(finding_rows.values()))
@@ -127,13 +126,8 @@ class Store(StoreReader):
         row["summary"] = document.summary.model_dump(mode="json")
         row["local"] = document.local.model_dump(mode="json") if document.local else None
         row["schema_version"] = document.schema_version
-        results = {
-            (r.host, r.proto.value, r.port): result_row(info.id, r) for r in document.results
-        }
-        findings = {
-            (f.host, f.proto.value, f.port, finding_key(f)): finding_row(info.id, f)
-            for f in document.findings
-        }
+        results = {result_key(r): result_row(info.id, r) for r in document.results}
+        findings = {finding_id(f): finding_row(info.id, f) for f in document.findings}
         with self._write(info.id) as conn:
             insert = self._insert(conn, schema.scans).values(row)
             conn.execute(
