@@ -198,9 +198,10 @@ class PortAssembler:
         start = CANARY_FIRST + zlib.crc32(host.encode()) % CANARY_SPAN
         ports = [p for p in range(start, start + 8) if p not in self._scanned_tcp][:2]
         targets = []
+        wait = self._rtt.settle_wait(host, self._timeout)  # its silence is no tarpit's
         for port in ports:
             self._canaries[host, port, Transport.TCP] = False
-            targets.append(ProbeTarget(host, family, port, Transport.TCP))
+            targets.append(ProbeTarget(host, family, port, Transport.TCP, wait=wait))
         self._canary_hosts[host] = len(ports)
         return targets
 

@@ -426,7 +426,9 @@ class Engine:
             assert self._loop is not None
             self._loop.add_writer(flight.fd, self._on_tcp_writable, flight)
             flight.watched = True
-            self._arm(flight, self._options.attempt_wait(flight.attempt))
+            # A discovery connect waits the timeout, unless the ladder adapted it (canaries)
+            adapted = flight.target.wait if not flight.target.probe else 0.0
+            self._arm(flight, self._options.attempt_wait(flight.attempt, None, adapted))
         else:
             self._tcp_connected_or_done(flight, *outcome)
 

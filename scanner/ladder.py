@@ -63,10 +63,15 @@ class HostRtt:
         """The wait for one exchange with the host: a few of its round trips plus room for
         the server to think, never longer than the exchange's own wait; 0 (the exchange's
         own) when nothing has been measured."""
+        return self.settle_wait(host, exchange.wait or timeout)
+
+    def settle_wait(self, host: str, ceiling: float) -> float:
+        """A few of the host's round trips plus room to think, at most `ceiling`; 0 when
+        nothing has been measured (the caller's own wait then)."""
         known = self._rtt.get(host, self._scan)
         if known is None:
             return 0.0
-        return min(exchange.wait or timeout, MIN_ADAPTED_WAIT + 4 * known)
+        return min(ceiling, MIN_ADAPTED_WAIT + 4 * known)
 
 
 class HostTurns:
