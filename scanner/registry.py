@@ -25,8 +25,9 @@ import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scanner.errors import PortSpecError, RegistryError
 from scanner.models import RegistryRef, Transport
@@ -39,6 +40,9 @@ from scanner.registry_files import (
     parse_etc_services,
     parse_iana_csv,
 )
+
+if TYPE_CHECKING:
+    from scanner.registry_index import PortIndex
 
 __all__ = [
     "COLUMNS",
@@ -76,46 +80,86 @@ class RegistrySource:
     date: str | None = None
 
 
-@dataclass
 class Registry:
-    """Registry entries with indexes by port and name."""
+    """Registry entries with indexes by port and name.
 
-    entries: tuple[RegistryEntry, ...]
-    source: RegistrySource
-    _by_port: dict[tuple[int, str], list[RegistryEntry]] = field(default_factory=dict)
-    _by_name: dict[str, list[RegistryEntry]] = field(default_factory=dict)
-    _refs: dict[tuple[int, str], RegistryRef | None] = field(default_factory=dict)
+    Made from its entries, or deferred: `entries` is then a loader called on first need, and
+    a port index (registry_index.py) answers `ref`, all a scan asks, without it.
+    """
 
-    def __post_init__(self) -> None:
-        for entry in self.entries:
-            if entry.name:
-                self._by_name.setdefault(entry.name.lower(), []).append(entry)
-            if entry.port_low is None or entry.port_high is None or not entry.name:
-                continue  # unassigned and reserved rows name no service
-            for port in range(entry.port_low, entry.port_high + 1):
-                self._by_port.setdefault((port, entry.transport), []).append(entry)
+    def __init__(
+        self,
+        entries: tuple[RegistryEntry, ...] | Callable[[], Iterable[RegistryEntry]],
+        source: RegistrySource,
+        index: PortIndex | None = None,
+    ) -> None:
+        self._entries = None if callable(entries) else entries
+        self._load = entries if callable(entries) else None
+        self.source = source
+        self._index = index
+        self._by_port: dict[tuple[int, str], list[RegistryEntry]] | None = None
+        self._by_name: dict[str, list[RegistryEntry]] | None = None
+        self._refs: dict[tuple[int, str], RegistryRef | None] = {}
+
+    @property
+    def entries(self) -> tuple[RegistryEntry, ...]:
+        """Every row (loaded now if it was deferred)."""
+        if self._entries is None:
+            assert self._load is not None
+            with _collector_paused():
+                self._entries = tuple(self._load())
+        return self._entries
+
+    def _ports(self) -> dict[tuple[int, str], list[RegistryEntry]]:
+        if self._by_port is None:
+            by_port: dict[tuple[int, str], list[RegistryEntry]] = {}
+            for entry in self.entries:
+                if entry.port_low is None or entry.port_high is None or not entry.name:
+                    continue  # unassigned and reserved rows name no service
+                for port in range(entry.port_low, entry.port_high + 1):
+                    by_port.setdefault((port, entry.transport), []).append(entry)
+            self._by_port = by_port
+        return self._by_port
+
+    def _names(self) -> dict[str, list[RegistryEntry]]:
+        if self._by_name is None:
+            by_name: dict[str, list[RegistryEntry]] = {}
+            for entry in self.entries:
+                if entry.name:
+                    by_name.setdefault(entry.name.lower(), []).append(entry)
+            self._by_name = by_name
+        return self._by_name
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    def __bool__(self) -> bool:
+        """Whether it has entries (a deferred registry has: its file parsed with some)."""
+        return self._entries is None or bool(self._entries)
+
     def at(self, port: int, transport: str) -> list[RegistryEntry]:
         """Named entries registered for the port on the transport."""
-        return self._by_port.get((port, transport), [])
+        return self._ports().get((port, transport), [])
 
     def ref(self, port: int, transport: str) -> RegistryRef | None:
         """The result-ready entry for a port, or None (memoised: called once per result)."""
         key = (port, transport)
         if key not in self._refs:
-            found = self.at(port, transport)
-            self._refs[key] = found[0].ref() if found else None
+            indexed = self._index.ref(port, transport) if self._index is not None else False
+            if indexed is not False:
+                self._refs[key] = indexed
+            else:
+                found = self.at(port, transport)
+                self._refs[key] = found[0].ref() if found else None
         return self._refs[key]
 
     def named(self, pattern: str) -> list[RegistryEntry]:
         """Entries whose service name is the pattern, or matches it as a glob (case-insensitive)."""
         pattern = pattern.lower()
         if not any(ch in pattern for ch in "*?["):
-            return list(self._by_name.get(pattern, []))
-        return [e for name in fnmatch.filter(self._by_name, pattern) for e in self._by_name[name]]
+            return list(self._names().get(pattern, []))
+        names = self._names()
+        return [e for name in fnmatch.filter(names, pattern) for e in names[name]]
 
     def search(self, words: str) -> list[RegistryEntry]:
         """Entries whose name, description or assignee contain every word (case-insensitive)."""
@@ -142,7 +186,7 @@ class Registry:
 
     def suggestions(self, name: str, limit: int = 3) -> list[str]:
         """Service names close to a misspelt one."""
-        return difflib.get_close_matches(name.lower(), list(self._by_name), n=limit, cutoff=0.6)
+        return difflib.get_close_matches(name.lower(), list(self._names()), n=limit, cutoff=0.6)
 
     def ports_for(self, item: str) -> dict[Transport, list[int]]:
         """Expand `registry:NAME-OR-GLOB` to its registered TCP and UDP ports."""
@@ -164,6 +208,8 @@ class Registry:
 
     def newest_date(self) -> str | None:
         """The latest registration or modification date in the data."""
+        if self._entries is None and self._index is not None:
+            return self._index.date
         return newest_date(self.entries)
 
 
@@ -216,11 +262,10 @@ def parse_cached(
     this module's code; rows are kept as JSON columns, checked when read back."""
     from scanner import cache  # noqa: PLC0415 - only the cache users need it
 
-    try:
-        slot = cache.content_key("registry", parse.__qualname__, str(Path(path).resolve()))
-        key = cache.content_key(slot, cache.file_digest(path), cache.file_digest(__file__))
-    except OSError:
+    keys = _cache_keys(path, parse)
+    if keys is None:
         return parse(path)  # parse names what is wrong with the file
+    slot, key = keys
     columns = cache.checked_columns(cache.fetch("registry", slot, key), _COLUMN_TYPES)
     if columns is not None and all(
         (low is None and high is None) or (low is not None and 0 <= low <= high <= 65535)
@@ -231,6 +276,19 @@ def parse_cached(
     columns = [list(column) for column in zip(*entries, strict=True)]
     cache.store("registry", slot, key, columns if entries else None)
     return entries
+
+
+def _cache_keys(
+    path: str | Path, parse: Callable[[str | Path], list[RegistryEntry]] = parse_iana_csv
+) -> tuple[str, str] | None:
+    """The cache slot and key of a registry file's data; None when it cannot be read."""
+    from scanner import cache  # noqa: PLC0415 - only the cache users need it
+
+    try:
+        slot = cache.content_key("registry", parse.__qualname__, str(Path(path).resolve()))
+        return slot, cache.content_key(slot, cache.file_digest(path), cache.file_digest(__file__))
+    except OSError:
+        return None
 
 
 ProfileFacts = Callable[[], Iterable[RegistryEntry]]
@@ -275,34 +333,45 @@ def load_registry(
         return _load_first_source(explicit, profile_facts, services, bundled)
 
 
-def _iana_registry(entries: list[RegistryEntry], kind: str, path: str) -> Registry:
-    return Registry(tuple(entries), RegistrySource(kind, path, newest_date(entries)))
+def _iana_registry(path: str | Path, kind: str) -> Registry:
+    """IANA's CSV: deferred behind its port index when that is kept in the cache (the file
+    parsed cleanly under the same key before), else parsed now and indexed for next time."""
+    from scanner.registry_index import PortIndex, store_index  # noqa: PLC0415
+
+    keys = _cache_keys(path)
+    index = PortIndex.cached(*keys) if keys is not None else None
+    if index is not None:
+        source = RegistrySource(kind, str(path), index.date)
+        return Registry(lambda: parse_cached(path), source, index)
+    entries = parse_cached(path)
+    date = newest_date(entries)
+    if keys is not None and entries:
+        store_index(*keys, entries, date)
+    return Registry(tuple(entries), RegistrySource(kind, str(path), date))
 
 
 def _load_first_source(
     explicit: str | None, profile_facts: ProfileFacts, services: str, bundled: str | Path | None
 ) -> Registry:
     if explicit:
-        return _iana_registry(parse_cached(explicit), "--registry", explicit)
+        return _iana_registry(explicit, "--registry")
     from_env = os.environ.get("GHOSTPORT_REGISTRY")
     if from_env:
-        return _iana_registry(parse_cached(from_env), "GHOSTPORT_REGISTRY", from_env)
+        return _iana_registry(from_env, "GHOSTPORT_REGISTRY")
     cached = cache_file()
     if _readable_file(cached):
         try:
-            entries = parse_cached(cached)
+            return _iana_registry(cached, "cache")
         except RegistryError as exc:
             raise RegistryError(f"{exc}; run `ghostport registry update` to replace it") from None
-        return _iana_registry(entries, "cache", str(cached))
     if bundled is not None and _readable_file(Path(bundled)):
         try:
-            entries = parse_cached(bundled)
+            return _iana_registry(bundled, "bundled")
         except RegistryError as exc:
             raise RegistryError(
                 f"the bundled registry snapshot is damaged ({exc}); reinstall ghostport, "
                 "or run `ghostport registry update` to use a fresh copy instead"
             ) from None
-        return _iana_registry(entries, "bundled", str(bundled))
     facts = tuple(profile_facts())
     if facts:
         return Registry(facts, RegistrySource("profiles"))
@@ -371,4 +440,4 @@ def update_cache(url: str = IANA_CSV_URL, timeout: float = 60.0) -> Registry:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
-    return _iana_registry(entries, "cache", str(target))
+    return _iana_registry(target, "cache")  # parsed again into the cache: the next scan is warm
