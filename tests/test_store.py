@@ -76,6 +76,22 @@ def one_line(error: pytest.ExceptionInfo[Exception]) -> str:
 # -- recording and reading back -------------------------------------------------------------
 
 
+def test_text_json_cannot_encode_round_trips(store: Store) -> None:
+    # Given a result holding a lone surrogate (json.loads makes one from a saved file's
+    # "\\udcff"), which pydantic's JSON serialiser refuses
+    odd = port_result("127.0.0.2", 23).model_copy(
+        update={
+            "service": ServiceMatch(
+                id="telnet", protocol="telnet", confidence=0.5, extracted={"b": "x\udcffy"}
+            )
+        }
+    )
+    store.begin_scan(scan_info(SCAN_A))
+    # When it is recorded, Then it reads back unchanged
+    store.record(SCAN_A, [odd])
+    assert store.document(SCAN_A).results == [odd]
+
+
 def test_record_and_document_round_trip(store: Store, db_url: str) -> None:
     info = scan_info(SCAN_A)
     unresolved = [UnresolvedTargetResult(target="gone.invalid", error="Name or service not known")]
@@ -635,7 +651,7 @@ def open_in_child(db_url: str) -> str:
 def test_head_revision_constant_is_the_newest_migration() -> None:
     # A new migration without bumping schema.HEAD_REVISION would leave every database behind
     # the fast open's idea of current; Alembic reads the head from migrations/versions/.
-    assert schema.HEAD_REVISION == head_revision()
+    assert head_revision() == schema.HEAD_REVISION
 
 
 def test_current_database_opens_without_alembic_and_older_is_upgraded(db_url: str) -> None:
