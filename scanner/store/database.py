@@ -253,8 +253,10 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             _enter_wal(cursor)
-            # In WAL, NORMAL loses no committed transaction when a process dies (only on
-            # power loss), and saves an fsync per commit.
+            # In WAL, NORMAL loses no committed transaction when the process crashes or is
+            # SIGKILLed (the OS still holds the WAL's writes); only a power loss or OS crash
+            # can take back the last commits, never leaving the file inconsistent. Issue 16
+            # asks durability against a crash or SIGKILL, and this saves an fsync per commit.
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
