@@ -76,6 +76,22 @@ def one_line(error: pytest.ExceptionInfo[Exception]) -> str:
 # -- recording and reading back -------------------------------------------------------------
 
 
+def test_text_json_cannot_encode_round_trips(store: Store) -> None:
+    # Given a result holding a lone surrogate (json.loads makes one from a saved file's
+    # "\\udcff"), which pydantic's JSON serialiser refuses
+    odd = port_result("127.0.0.2", 23).model_copy(
+        update={
+            "service": ServiceMatch(
+                id="telnet", protocol="telnet", confidence=0.5, extracted={"b": "x\udcffy"}
+            )
+        }
+    )
+    store.begin_scan(scan_info(SCAN_A))
+    # When it is recorded, Then it reads back unchanged
+    store.record(SCAN_A, [odd])
+    assert store.document(SCAN_A).results == [odd]
+
+
 def test_record_and_document_round_trip(store: Store, db_url: str) -> None:
     info = scan_info(SCAN_A)
     unresolved = [UnresolvedTargetResult(target="gone.invalid", error="Name or service not known")]
@@ -605,6 +621,59 @@ def test_migrations_build_the_tables_of_schema_py(store: Store, db_url: str) -> 
                 conn, opts={"version_table": schema.VERSION_TABLE, "compare_type": True}
             )
             assert compare_metadata(context, schema.metadata) == []
+    finally:
+        engine.dispose()
+
+
+_OPEN_AND_REPORT = """
+import sys
+from scanner.store.database import open_store
+with open_store(sys.argv[1]) as store:
+    store.scans()
+print("alembic imported" if "alembic" in sys.modules else "alembic not imported")
+"""
+
+
+def open_in_child(db_url: str) -> str:
+    """Open the database in a fresh interpreter; what it says about importing Alembic."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_REPORT, db_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_head_revision_constant_is_the_newest_migration() -> None:
+    # A new migration without bumping schema.HEAD_REVISION would leave every database behind
+    # the fast open's idea of current; Alembic reads the head from migrations/versions/.
+    assert head_revision() == schema.HEAD_REVISION
+
+
+def test_current_database_opens_without_alembic_and_older_is_upgraded(db_url: str) -> None:
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(db_url)
+    try:
+        # A new database (no version table yet) is created by Alembic
+        assert open_in_child(db_url) == "alembic imported"
+        # Given the database taken back to the oldest revision
+        with engine.connect() as conn, conn.begin():
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0001")
+        with engine.connect() as conn:
+            assert current_revision(conn) == "0001"
+        # When a fresh process opens it, Then Alembic upgrades it to the newest
+        assert open_in_child(db_url) == "alembic imported"
+        with engine.connect() as conn:
+            assert current_revision(conn) == schema.HEAD_REVISION
+        # And the next process opens the now current database without importing Alembic
+        assert open_in_child(db_url) == "alembic not imported"
     finally:
         engine.dispose()
 

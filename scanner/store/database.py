@@ -2,9 +2,11 @@
 
 `open_store(url)` opens SQLite or PostgreSQL through SQLAlchemy Core and first brings the
 schema to the newest Alembic revision (`migrations/`), so a database written by an older
-ghostport is upgraded on open. Writes are one transaction each: a batch of results, its
-findings and the checkpoint that covers them land together or not at all, so a crash loses
-at most the batch in flight and never leaves a checkpoint ahead of its results.
+ghostport is upgraded on open. A database already at `schema.HEAD_REVISION` (every open but
+the first after an upgrade) is recognised with one plain query, without importing Alembic.
+Writes are one transaction each: a batch of results, its findings and the checkpoint that
+covers them land together or not at all, so a crash loses at most the batch in flight and
+never leaves a checkpoint ahead of its results.
 
 SQLite runs in WAL mode with a busy timeout, and every write transaction starts with
 `BEGIN IMMEDIATE` (it takes the write lock up front, so two processes writing at once queue
@@ -22,14 +24,9 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine
 
@@ -47,6 +44,9 @@ from scanner.store.records import (
     utc_now,
 )
 from scanner.store.store import Store
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "ENV_DB",
@@ -157,13 +157,18 @@ def make_engine(text: str) -> Engine:
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations inside the package (no alembic.ini)."""
+    from alembic.config import Config  # noqa: PLC0415 - Alembic only when migrating
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head_revision() -> str:
-    """The newest schema revision this ghostport knows."""
+    """The newest schema revision in `migrations/`, as Alembic reads it (schema.HEAD_REVISION
+    is the same, known without Alembic; a test checks that the two agree)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -171,39 +176,71 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     """The schema revision a database is at (None: empty)."""
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
     context = MigrationContext.configure(connection, opts={"version_table": schema.VERSION_TABLE})
     return context.get_current_revision()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision`, holding the write lock so racing processes queue."""
+    """Bring the schema to `revision`, holding the write lock so racing processes queue.
+
+    A database already at the newest revision (every open but the first after an upgrade of
+    ghostport) is recognised with one plain query, without importing Alembic, whose import
+    and script directory would cost a recorded scan more than its writes do.
+    """
     display = engine.url.render_as_string(hide_password=True)
-    head = head_revision()
-    at: str | None = None
     try:
         with engine.connect() as connection:
-            with connection.begin():
-                at = current_revision(connection)
-            if revision == "head" and at == head:
+            if revision == "head" and _at_head(connection):
                 return
-            connection.execution_options(**{WRITE_OPTION: True})
-            with connection.begin():
-                if connection.dialect.name == "postgresql":
-                    connection.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
-                    )
-                config = alembic_config()
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
+            _upgrade(connection, revision, display)
+    except sa_exc.DBAPIError as exc:
+        raise StoreUnavailableError(
+            f"database {display!r} cannot be opened: {first_line(exc.orig)}"
+        ) from exc
+
+
+def _at_head(connection: Connection) -> bool:
+    """Whether the database is at schema.HEAD_REVISION: the one place that decides, without
+    Alembic, that no migration is needed."""
+    query = sa.text(f"SELECT version_num FROM {schema.VERSION_TABLE}")
+    try:
+        with connection.begin():
+            found = connection.execute(query).scalars().all()
+    except (sa_exc.OperationalError, sa_exc.ProgrammingError):
+        # No version table (a new database), or it cannot be read: Alembic's path decides,
+        # and reports what is wrong.
+        return False
+    return found == [schema.HEAD_REVISION]
+
+
+def _upgrade(connection: Connection, revision: str, display: str) -> None:
+    """Alembic's upgrade to `revision` in one write transaction (PostgreSQL: under an
+    advisory lock, so that racing processes migrate one after the other)."""
+    from alembic import command  # noqa: PLC0415 - Alembic only when migrating
+    from alembic.util.exc import CommandError  # noqa: PLC0415
+
+    with connection.begin():
+        at = current_revision(connection)
+    head = head_revision()
+    if revision == "head" and at == head:
+        return
+    connection.execution_options(**{WRITE_OPTION: True})
+    try:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
     except CommandError:
         raise StoreUnavailableError(
             f"database {display!r} has schema revision {at!r}, newer than this ghostport "
             f"knows ({head}); upgrade ghostport"
         ) from None
-    except sa_exc.DBAPIError as exc:
-        raise StoreUnavailableError(
-            f"database {display!r} cannot be opened: {first_line(exc.orig)}"
-        ) from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -216,8 +253,10 @@ def _configure_sqlite(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             _enter_wal(cursor)
-            # In WAL, NORMAL loses no committed transaction when a process dies (only on
-            # power loss), and saves an fsync per commit.
+            # In WAL, NORMAL loses no committed transaction when the process crashes or is
+            # SIGKILLed (the OS still holds the WAL's writes); only a power loss or OS crash
+            # can take back the last commits, never leaving the file inconsistent. Issue 16
+            # asks durability against a crash or SIGKILL, and this saves an fsync per commit.
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticSerializationError
 
 from scanner.errors import StoreError
 from scanner.models import (
@@ -84,6 +85,18 @@ class ScanProgress(BaseModel):
 
     checkpoint: dict[str, Any] | None
     probes_done: int
+
+
+def model_json(model: BaseModel) -> str:
+    """A model as its JSON column holds it: the JSON text the scan's JSON file writes for it
+    (model_dump_json), which reads back to the same model. Rows carry it as text, so that the
+    store hands them to the driver without a per-row serialisation step (see Store._upsert)."""
+    try:
+        # The serializer model_dump_json calls, without its per-call argument handling.
+        return model.__pydantic_serializer__.to_json(model).decode()
+    except PydanticSerializationError:
+        # Text pydantic cannot encode (a lone surrogate): json.dumps escapes it.
+        return json.dumps(model.model_dump(mode="json"))
 
 
 def result_sort_key(result: PortResult) -> tuple[str, tuple[int, int, str], int, str]:
@@ -210,35 +223,37 @@ def scan_row(
 
 
 def result_row(scan_id: str, result: PortResult) -> dict[str, Any]:
-    """The `results` row of one port result."""
+    """The `results` row of one port result: plain str, int and None (enums as their str()
+    values), the model as JSON text."""
     service = result.service
+    verdict = result.verdict
     return {
         "scan_id": scan_id,
         "vantage": stored_vantage(result.vantage),
         "host": result.host,
-        "proto": result.proto.value,
+        "proto": str(result.proto),
         "port": result.port,
-        "state": result.state.value,
-        "reason": result.reason.value,
+        "state": str(result.state),
+        "reason": str(result.reason),
         "service": (service.id or service.protocol) if service is not None else None,
-        "verdict": result.verdict.value if result.verdict is not None else None,
-        "data": result.model_dump(mode="json"),
+        "verdict": str(verdict) if verdict is not None else None,
+        "data": model_json(result),
     }
 
 
 def finding_row(scan_id: str, finding: Finding) -> dict[str, Any]:
-    """The `findings` row of one finding."""
+    """The `findings` row of one finding (plain values, as `result_row`)."""
     return {
         "scan_id": scan_id,
         "vantage": stored_vantage(finding.vantage),
         "host": finding.host,
-        "proto": finding.proto.value,
+        "proto": str(finding.proto),
         "port": finding.port,
         "key": finding_key(finding),
         "service_id": finding.service_id,
-        "severity": finding.severity,
-        "verdict": finding.verdict.value,
-        "data": finding.model_dump(mode="json"),
+        "severity": str(finding.severity),
+        "verdict": str(finding.verdict),
+        "data": model_json(finding),
     }
 
 

@@ -23,6 +23,11 @@ NAMING = {
 #: another Alembic-managed application does not mix the two histories.
 VERSION_TABLE = "ghostport_schema_version"
 
+#: The newest revision in `migrations/versions/`, known without Alembic so that opening a
+#: database that is already current needs no Alembic import. Bump it with every new
+#: migration (a test compares it with Alembic's head).
+HEAD_REVISION = "0003"
+
 metadata = sa.MetaData(naming_convention=NAMING)
 
 # JSON that maps Python None to SQL NULL (rather than the JSON text 'null').

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from scanner.models import (
     Finding,
@@ -42,6 +41,10 @@ from scanner.store.records import (
 
 class Store(StoreReader):
     """One open scan history. Methods are synchronous; each write is one transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._upsert_cache: dict[str, tuple[str, list[str] | None]] = {}
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -157,17 +160,59 @@ class Store(StoreReader):
     @staticmethod
     def _insert(conn: Connection, table: sa.Table) -> Any:
         # Both dialects' inserts offer on_conflict_do_update/do_nothing with the same signature.
+        # Imported here: the open engine has already loaded its own dialect, and only that one.
         if conn.dialect.name == "postgresql":
-            return pg_dialect.insert(table)
-        return sqlite_dialect.insert(table)
+            from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
+
+            return insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+        return sqlite_insert(table)
 
     def _upsert(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Insert or overwrite rows in one executemany, handed to the driver as they are.
+
+        The rows are prepared (records.py: plain str, int and None, and the JSON columns
+        already JSON text), so SQLAlchemy's per-row parameter processing, which costs more
+        than SQLite's own insert, is skipped. Sorted by primary key, the inserts walk the
+        indexes in order instead of at random (the scan's permutation).
+        """
         if not rows:
             return
+        sql, names = self._upsert_sql(conn, table)
+        order = itemgetter(*(c.name for c in table.primary_key.columns))
+        rows = sorted(rows, key=order)
+        if names is None:  # named parameters (psycopg): the rows as they are
+            conn.exec_driver_sql(sql, rows)
+        else:  # positional (SQLite's qmark): each row as a tuple in the statement's order
+            pick = itemgetter(*names)
+            conn.exec_driver_sql(sql, [pick(row) for row in rows])
+
+    def _upsert_sql(self, conn: Connection, table: sa.Table) -> tuple[str, list[str] | None]:
+        """The upsert statement of a table as the driver takes it (compiled once per dialect),
+        and its parameter names in order when the driver's parameters are positional."""
+        cached = self._upsert_cache.get(table.name)
+        if cached is not None:
+            return cached
+        for column in table.columns:
+            # Values reach the driver unprocessed: only types with no bind processing qualify
+            # (JSON columns take text, serialised by records.model_json).
+            processing = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+            assert isinstance(column.type, sa.JSON) or processing is None, (
+                f"{table.name}.{column.name}: a type the prepared upsert cannot pass through"
+            )
         keys = [c.name for c in table.primary_key.columns]
         insert = self._insert(conn, table)
         update = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=update), rows)
+        compiled = insert.on_conflict_do_update(index_elements=keys, set_=update).compile(
+            dialect=conn.dialect,
+            column_keys=[c.name for c in table.columns],
+        )
+        names = list(compiled.positiontup) if compiled.positional else None
+        assert names is None or names == [c.name for c in table.columns], names
+        result = (compiled.string, names)
+        self._upsert_cache[table.name] = result
+        return result
 
     def _upsert_results(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         self._upsert(conn, schema.results, rows)

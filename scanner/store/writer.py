@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -116,5 +117,10 @@ class StoreWriter:
         self._closed = True
 
     def _maybe_flush(self) -> None:
-        if self.pending >= self._batch or time.monotonic() - self._last_commit >= self._interval_s:
+        # Called for every result (a row per probe with --all-states): no clock read when no
+        # interval is set (the scan recorder cuts the batches itself).
+        if len(self._results) + len(self._findings) >= self._batch or (
+            self._interval_s != math.inf
+            and time.monotonic() - self._last_commit >= self._interval_s
+        ):
             self.flush()
