@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scanner.cluster.app import TASK_NAME, make_app, queue_name
@@ -73,13 +74,16 @@ class CeleryRunner:
             "spec": spec.to_json(),
         }
         # A shard no worker started within --shard-timeout is one this coordinator gave up
-        # on: it expires, and a worker that comes later discards it.
+        # on: it expires, and a worker that comes later discards it. The expiry goes in the
+        # task's header only: `send_task(expires=)` would also set an AMQP message TTL, which
+        # RabbitMQ keeps on a requeued message, dropping a killed worker's shard for good.
+        expires = datetime.now(UTC) + timedelta(seconds=self.shard_timeout)
         result = app.send_task(
             TASK_NAME,
             args=[payload],
             queue=queue_name(spec.vantage),
             retry=False,
-            expires=self.shard_timeout,
+            headers={"expires": expires.isoformat()},
         )
         return str(result.id)
 
