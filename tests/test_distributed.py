@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 
 from scanner.store.database import open_store
 from tests.conftest import REPO, Netns
+from tests.rabbitmq import RabbitServer, rabbitmq_unavailable_reason
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns]
 
@@ -291,3 +295,199 @@ def test_the_history_keeps_both_vantages_of_one_address(
     assert stored_keys == json_keys
     assert ("b", "127.0.10.2", 2323, "open") in stored_keys
     assert ("a", "127.0.10.2", 2323, "closed") in stored_keys
+
+
+class _Log:
+    """A process's stderr, read as it comes (a full pipe would stall the process)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        stream = process.stderr
+        assert stream is not None
+
+        def read() -> None:
+            for line in stream:
+                self._queue.put(line)
+            self._queue.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def wait_for(self, *needles: str, limit: float = 60) -> str:
+        """The first line holding every needle; fails when the process ends or `limit`
+        seconds pass without one (a bound on waiting, not a claim about speed)."""
+        while True:
+            try:
+                line = self._queue.get(timeout=limit)
+            except queue.Empty:
+                raise AssertionError(f"no line with {needles} in:\n{''.join(self.lines)}") from None
+            if line is None:
+                raise AssertionError(f"exited without {needles}:\n{''.join(self.lines)}")
+            self.lines.append(line)
+            if all(n in line for n in needles):
+                return line
+
+
+def _count_probes(ns: Netns) -> None:
+    """An nftables counter on every packet from the namespace to the lab's addresses."""
+    ns.nft(
+        "table inet gp_probes {\n"
+        "  chain out {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        "    ip daddr 127.0.10.0/24 counter\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def _probes_sent(ns: Netns) -> int:
+    listing = ns.run("nft", "list", "chain", "inet", "gp_probes", "out").stdout
+    match = re.search(r"ip daddr 127\.0\.10\.0/24 counter packets (\d+)", listing)
+    assert match, listing
+    return int(match.group(1))
+
+
+def _redis(url: str) -> Any:
+    import redis
+
+    return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+
+
+def test_a_shard_no_worker_took_expires_and_a_later_worker_never_scans_it(
+    broker: str, netns: Netns
+) -> None:
+    # Given a segment with a listener, a counter on every packet sent towards it, and no
+    # worker for its vantage yet
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    # When a scan for that vantage runs out of --shard-timeout
+    rc, document, err = _scan(
+        broker, "-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1", "--shard-timeout", "2"
+    )
+    # Then it fails with the clear error, as before
+    assert rc == 2, err
+    assert "shard 0 (vantage b): no word from any worker for 2 s" in err, err
+    assert "Traceback" not in err
+    assert document.get("complete") is not True
+    # When a worker for that vantage starts afterwards
+    worker = _worker(netns, broker, "b", "--log-level", "INFO")
+    log = _Log(worker)
+    # Then it discards the expired shard instead of running it
+    log.wait_for("Discarding revoked task: ghostport.shard[")
+    client = _redis(broker)
+    try:
+        assert client.llen("ghostport.b") == 0  # taken off the queue, not left for another
+        assert not list(client.scan_iter("ghostport.batches.*"))  # no batch was published
+    finally:
+        client.close()
+    assert _probes_sent(netns) == 0
+    # And the same worker does scan a live coordinator's shard (so the counter would have
+    # seen a scan)
+    rc, document, err = _scan(
+        broker,
+        "-p",
+        "T:2323",
+        "--shards",
+        "1",
+        "--vantage",
+        "b=127.0.10.1",
+        "--shard-timeout",
+        "60",
+    )
+    assert rc in (0, 1), err
+    assert document["complete"] is True
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    assert "Traceback" not in "".join(log.lines)
+
+
+@pytest.fixture
+def rabbitmq(netns: Netns) -> Iterator[str]:
+    """A real RabbitMQ on 127.0.0.1:5672 inside the test's namespace only."""
+    reason = rabbitmq_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    server = RabbitServer(netns.name)
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _scan_in(ns: Netns, url: str, *args: str) -> tuple[int, dict[str, Any], str]:
+    return ns.scan("--no-db", "--broker", url, *args, timeout=180)
+
+
+def test_a_scan_through_rabbitmq_returns_what_a_local_scan_sees(
+    rabbitmq: str, netns: Netns
+) -> None:
+    # Given RabbitMQ, the lab and a worker in one namespace (coordinator in it too)
+    _segment_a(netns)
+    _worker(netns, rabbitmq, "a")
+    common = ["-p", PORTS, "--all-states", "--seed", "5"]
+    # When a scan runs as two shards through amqp://
+    rc, document, err = _scan_in(
+        netns, rabbitmq, *common, "--shards", "2", "--vantage", "a=127.0.10.1-5"
+    )
+    # Then it has exactly what a plain scan in the namespace sees, each port once
+    assert rc in (0, 1), err
+    assert document["complete"] is True
+    keys = [(r["host"], r["port"], r["proto"]) for r in document["results"]]
+    assert len(keys) == len(set(keys)) == 5 * 11
+    assert {r["vantage"] for r in document["results"]} == {"a"}
+    _, direct, direct_err = netns.scan(*common, "--no-db", "127.0.10.1-5")
+    assert _keyed(document["results"]) == _keyed(direct["results"]), direct_err
+    assert sum(1 for v in _keyed(document["results"]).values() if v[0] == "open") > 2
+    assert "guest:guest" not in err
+
+
+def test_a_shard_with_no_worker_expires_on_rabbitmq_too(rabbitmq: str, netns: Netns) -> None:
+    # Given RabbitMQ and a listener in the namespace, a probe counter, and no worker
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    rc, _, err = _scan_in(
+        netns,
+        rabbitmq,
+        "-p",
+        "T:2323",
+        "--shards",
+        "1",
+        "--vantage",
+        "b=127.0.10.1",
+        "--shard-timeout",
+        "2",
+    )
+    assert rc == 2, err
+    assert "shard 0 (vantage b): no word from any worker for 2 s" in err, err
+    # When a worker for that vantage starts afterwards, it discards the shard unscanned
+    worker = _worker(netns, rabbitmq, "b", "--log-level", "INFO")
+    log = _Log(worker)
+    log.wait_for("Discarding revoked task: ghostport.shard[")
+    assert _probes_sent(netns) == 0
+    # And it scans a live coordinator's shard
+    rc, document, err = _scan_in(
+        netns,
+        rabbitmq,
+        "-p",
+        "T:2323",
+        "--shards",
+        "1",
+        "--vantage",
+        "b=127.0.10.1",
+        "--shard-timeout",
+        "60",
+    )
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+
+
+def test_an_unreachable_amqp_broker_is_one_clear_line_without_its_password() -> None:
+    rc, _, err = _scan(
+        "amqp://scanner:hunter2@127.0.0.1:1/prod", "-p", "T:9", "--vantage", "a=127.0.0.1"
+    )
+    assert rc == 2, err
+    assert "hunter2" not in err
+    assert "broker amqp://scanner:***@127.0.0.1:1/prod cannot be reached" in err, err
+    assert "Traceback" not in err

@@ -14,8 +14,7 @@ from scanner.cli import nmapflags
 from scanner.cli import options as opt
 from scanner.cli.recording import FinishingObserver, History
 from scanner.cli.scan_parser import build_scan_parser
-from scanner.cluster.urls import redact_text, redact_url
-from scanner.errors import BrokerUnavailableError, UsageError
+from scanner.errors import UsageError
 from scanner.models import PortResult, ScanSummary
 from scanner.scan import ScanConfig, run_scan
 from scanner.shards import ShardSpec, finished_shards, plan_shards, plan_totals, run_sharded
@@ -213,21 +212,6 @@ def worker_command(argv: Sequence[str]) -> int:
 
 
 def _ping(url: str) -> None:
-    import redis  # noqa: PLC0415
+    from scanner.cluster.stream import ping  # noqa: PLC0415 - kombu on this path only
 
-    from scanner.cluster.app import redis_kwargs  # noqa: PLC0415
-
-    kwargs = redis_kwargs(url)
-    try:
-        client = (
-            redis.Redis.from_url(kwargs["url"], socket_connect_timeout=10)
-            if "url" in kwargs
-            else redis.Redis(socket_connect_timeout=10, **kwargs)
-        )
-        client.ping()
-        client.close()
-    except Exception as exc:
-        raise BrokerUnavailableError(
-            f"broker {redact_url(url)} cannot be reached: {type(exc).__name__}: "
-            f"{redact_text(str(exc), url)}"
-        ) from None
+    ping(url)

@@ -1,25 +1,31 @@
-"""The Celery app, the shard task and the batch channel.
+"""The Celery app and the shard task.
 
 A shard is one Celery task on its vantage's queue (`ghostport.<vantage>`), acknowledged late
 and rejected when its worker dies, so a killed worker's shard goes to another worker. The task
-runs `run_slice` and pushes each batch (JSON) onto a Redis list keyed by scan id; the
-coordinator pops them. Results are keyed (vantage, host, proto, port) by the coordinator, so a
-redelivered shard never lists a port twice.
+runs `run_slice` and publishes each batch (JSON) on the scan's stream (stream.py); the
+coordinator consumes it. Results are keyed (vantage, host, proto, port) by the coordinator, so
+a redelivered shard never lists a port twice.
+
+A shard expires (Celery `expires`) when no worker started it within the coordinator's
+--shard-timeout: by then the coordinator has given up, so a worker that comes later discards
+it ("Discarding revoked task ... (expired)") instead of scanning for nobody. A redelivered
+shard (its first worker died) is exempt, as the coordinator still waits for it; a coordinator
+that fails or is interrupted revokes its unfinished shards on the live workers.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery
+from celery.worker.request import Request
 
+from scanner.cluster.stream import publisher
 from scanner.errors import ScannerError, TargetSpecError
 from scanner.scan import ScanConfig, execute
-from scanner.shards import Batch, ShardSpec, error_batch, run_slice
+from scanner.shards import ShardSpec, error_batch, run_slice
 
 TASK_NAME = "ghostport.shard"
 ShardBuilder = Callable[[Sequence[str], int, ShardSpec], ScanConfig]
@@ -34,24 +40,19 @@ def queue_name(vantage: str | None) -> str:
     return f"ghostport.{vantage or 'default'}"
 
 
-def batches_key(scan_id: str) -> str:
-    """The Redis list a scan's shards push their batches onto."""
-    return f"ghostport:{scan_id}:batches"
+class ShardRequest(Request):  # type: ignore[misc]  # Celery is untyped
+    """A shard as the worker receives it: expiry applies to a first delivery only."""
 
-
-def redis_kwargs(url: str) -> dict[str, Any]:
-    """redis-py connection settings for a broker URL (redis://, rediss://, redis+socket://)."""
-    parts = urlsplit(url)
-    if parts.scheme in ("redis+socket", "socket", "unix"):
-        kwargs: dict[str, Any] = {"unix_socket_path": parts.path}
-        if parts.password:
-            kwargs["password"] = parts.password
-        return kwargs
-    return {"url": url}
+    def maybe_expire(self) -> bool:
+        """Expired, unless redelivered: a shard whose worker died mid-way is still awaited
+        (the coordinator's clock is its silence since then, not the shard's age)."""
+        if (self.delivery_info or {}).get("redelivered"):
+            return False
+        return bool(super().maybe_expire())
 
 
 def make_app(url: str, redeliver_after: float = 3600.0) -> Celery:
-    """The Celery app on this broker. Results travel on the batch channel, not Celery's
+    """The Celery app on this broker. Results travel on the scan's stream, not Celery's
     result backend. `redeliver_after`: seconds after which a shard whose worker vanished
     (unacknowledged) is handed to another worker (Redis' visibility timeout)."""
     app = Celery("ghostport", broker=url, set_as_current=False)
@@ -70,40 +71,32 @@ def make_app(url: str, redeliver_after: float = 3600.0) -> Celery:
         task_serializer="json",
         accept_content=["json"],
     )
-    app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True)(_run_shard)
+    app.task(
+        name=TASK_NAME,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        Request=ShardRequest,
+    )(_run_shard)
     return app
 
 
-def _sync_client(url: str) -> Any:
-    import redis  # noqa: PLC0415
-
-    kwargs = redis_kwargs(url)
-    if "url" in kwargs:
-        return redis.Redis.from_url(kwargs["url"])
-    return redis.Redis(**kwargs)
-
-
 def _run_shard(task: Any, payload: dict[str, Any]) -> None:
-    """The task: run one shard, push its batches; refuse it when outside our scope."""
+    """The task: run one shard, publish its batches; refuse it when outside our scope."""
     spec = ShardSpec.from_json(payload["spec"])
-    client = _sync_client(task.app.conf.broker_url)
-    key = batches_key(str(payload["scan_id"]))
     worker = task.request.hostname or socket.gethostname()
-
-    def emit(batch: Batch) -> None:
-        client.rpush(key, json.dumps(batch))
-
-    try:
-        if _builder is None:
-            raise ScannerError("this process is not a ghostport worker")
-        config = _builder(payload["argv"], int(payload["seed"]), spec)
-        execute(lambda loop: run_slice(config, spec, emit, loop, as_json=True), config.event_loop)
-    except TargetSpecError as exc:
-        emit(error_batch(spec, "", "refused", f"worker {worker}: {exc}"))
-    except Exception as exc:  # the coordinator reports it
-        emit(error_batch(spec, "", "failed", f"worker {worker}: {type(exc).__name__}: {exc}"))
-    finally:
-        client.close()
+    with task.app.connection_for_write() as conn, publisher(conn, str(payload["scan_id"])) as emit:
+        try:
+            if _builder is None:
+                raise ScannerError("this process is not a ghostport worker")
+            config = _builder(payload["argv"], int(payload["seed"]), spec)
+            execute(
+                lambda loop: run_slice(config, spec, emit, loop, as_json=True), config.event_loop
+            )
+        except TargetSpecError as exc:
+            emit(error_batch(spec, "", "refused", f"worker {worker}: {exc}"))
+        except Exception as exc:  # the coordinator reports it
+            emit(error_batch(spec, "", "failed", f"worker {worker}: {type(exc).__name__}: {exc}"))
 
 
 def set_builder(builder: ShardBuilder) -> None:

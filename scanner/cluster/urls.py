@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 _URL_FLAGS = ("--broker",)
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (the user name kept)."""
+    """The URL without its password (the user name kept); each of Celery's failover URLs
+    (`amqp://u:p@a//;amqp://u:p@b//`) redacted."""
+    if ";" in url:
+        return ";".join(redact_url(part) for part in url.split(";"))
     try:
         parts = urlsplit(url)
         password, user, host, port = parts.password, parts.username, parts.hostname, parts.port
@@ -23,12 +26,17 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str, url: str) -> str:
-    """A message with the URL's password taken out wherever it appears."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    return text.replace(password, "***") if password else text
+    """A message with the URL's passwords (of every failover URL) taken out wherever they
+    appear, plain or percent-encoded."""
+    for part in url.split(";"):
+        try:
+            parts = urlsplit(part)
+            raw = parts.netloc.rpartition("@")[0].partition(":")[2]
+        except ValueError:
+            continue
+        for secret in sorted({raw, unquote(raw)} - {""}, key=len, reverse=True):
+            text = text.replace(secret, "***")
+    return text
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
