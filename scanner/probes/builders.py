@@ -45,7 +45,7 @@ Byte = Annotated[int, Field(ge=0, le=255)]
 class BuilderArgs(BaseModel):
     """The arguments of a builder: strict types, no unknown key, frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 A = TypeVar("A", bound=BuilderArgs)
