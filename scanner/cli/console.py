@@ -3,7 +3,9 @@ to stdout or stderr; everything it writes was rendered (and sanitised) elsewhere
 
 from __future__ import annotations
 
+import functools
 import sys
+import types
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
@@ -92,14 +94,24 @@ class ConsoleObserver:
         self.list_ports = list_ports and (self.grepable or not quiet)
         self._progress_shown = False
         self._header_shown = False
-        self._stdout = _rich_console(sys.stdout)
-        self._stderr = _rich_console(sys.stderr)
         self.severities: list[Severity] = []
-        from scanner.report import terminal  # noqa: PLC0415 - rich loads only for a scan
-
-        self._render = terminal
         self._findings: dict[tuple[str, int, str, str | None], Finding] = {}
         self._hosts: dict[str, HostResults] = {}
+
+    # rich loads when something is first drawn: a quiet scan with nothing to say never pays
+    @functools.cached_property
+    def _stdout(self) -> Console:
+        return _rich_console(sys.stdout)
+
+    @functools.cached_property
+    def _stderr(self) -> Console:
+        return _rich_console(sys.stderr)
+
+    @functools.cached_property
+    def _render(self) -> types.ModuleType:
+        from scanner.report import terminal  # noqa: PLC0415
+
+        return terminal
 
     def scan_started(
         self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
