@@ -60,9 +60,20 @@ def _scan(argv: Sequence[str], prog: str) -> int:
     from scanner.cli.scan_parser import build_scan_parser  # noqa: PLC0415
 
     args = parse_scan_args(build_scan_parser(prog), argv)
-    from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
+    writer = None
+    if not (args.no_db or args.resume or args.local):
+        # A new recorded scan: its history writer loads SQLAlchemy on the other core while
+        # the scan layer loads here (scanner/store/sidecar.py)
+        from scanner.store.sidecar import WriterProcess  # noqa: PLC0415
 
-    return run_scan_command(argv, prog, args)
+        writer = WriterProcess(args.db)
+    try:
+        from scanner.cli.scanning import run_scan_command  # noqa: PLC0415
+
+        return run_scan_command(argv, prog, args, writer)
+    finally:
+        if writer is not None:
+            writer.abandon()  # ended in order already, or the scan stopped before it began
 
 
 def _local(argv: Sequence[str]) -> int:

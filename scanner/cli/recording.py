@@ -2,12 +2,15 @@
 
 `History.open` decides from --db / --no-db / $GHOSTPORT_DB whether the scan is recorded, and
 opens the database before the first probe, so a bad URL or an unreachable database is an
-error that costs nothing.
+error that costs nothing. A new scan is recorded by a writer process started as soon as the
+arguments are parsed (`start_writer`, scanner/store/sidecar.py), so SQLAlchemy loads on the
+other core; a resumed scan reads the database itself and records in this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -20,7 +23,70 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from scanner.store.recorder import ScanRecorder
+    from scanner.store.sidecar import WriterProcess
     from scanner.store.store import Store
+
+
+class WriterRecorder:
+    """Records one scan through the history writer process: every result and finding as it
+    comes, a commit with the scan's checkpoint every `interval_s`, the last at the end."""
+
+    def __init__(self, writer: WriterProcess, interval_s: float = 1.0) -> None:
+        self._writer = writer
+        self._interval_s = interval_s
+        self._tally: ScanTally | None = None
+        self._last_commit = time.monotonic()
+        self.scan_id: str | None = None
+
+    def scan_started(
+        self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
+    ) -> None:
+        from scanner.store.records import model_json  # noqa: PLC0415
+
+        self._tally = tally
+        self.scan_id = info.id
+        started = ",".join(model_json(u) for u in unresolved)
+        self._writer.send(b"s", f'{{"info":{model_json(info)},"unresolved":[{started}]}}'.encode())
+
+    def result(self, result: PortResult) -> None:
+        from scanner.store.records import model_json  # noqa: PLC0415
+
+        self._writer.send(b"r", model_json(result).encode())
+
+    def finding(self, finding: Finding) -> None:
+        from scanner.store.records import model_json  # noqa: PLC0415
+
+        self._writer.send(b"f", model_json(finding).encode())
+
+    def progress(self, tally: ScanTally) -> None:
+        if time.monotonic() - self._last_commit >= self._interval_s:
+            self._writer.check()
+            self._commit()
+
+    def _commit(self) -> None:
+        import json  # noqa: PLC0415
+
+        tally = self._tally
+        if tally is None:
+            return
+        self._last_commit = time.monotonic()
+        checkpoint: dict[str, object] = {"summary": tally.summary().model_dump(mode="json")}
+        if tally.checkpoint is not None:
+            checkpoint.update(tally.checkpoint().to_json())
+        body = json.dumps({"checkpoint": checkpoint, "done": tally.done})
+        self._writer.send(b"c", body.encode(), flush=True)
+
+    def finish(self, complete: bool) -> None:
+        """Commit the rest and stamp the scan finished (complete or not); wait for it."""
+        tally = self._tally
+        if tally is None:
+            self._writer.abandon()
+            return
+        self._commit()
+        summary = tally.summary().model_dump_json()
+        self._writer.end(
+            f'{{"complete":{"true" if complete else "false"},"summary":{summary}}}'.encode()
+        )
 
 
 class FinishingObserver(ScanObserver, Protocol):
@@ -70,23 +136,33 @@ class History:
     """The history database of one scan command, or none with --no-db."""
 
     store: Store | None = None
-    recorder: ScanRecorder | None = None
+    recorder: ScanRecorder | WriterRecorder | None = None
     replay: ScanDocument | None = None
+    url: str | None = None
     _resumed_id: str | None = None
     _documents: list[ScanDocument] = field(default_factory=list)
 
     @classmethod
-    def open(cls, args: argparse.Namespace) -> History:
-        """Open the database the flags name (before any probe), unless --no-db."""
+    def open(cls, args: argparse.Namespace, writer: WriterProcess | None = None) -> History:
+        """Open the database the flags name (before any probe), unless --no-db; with the
+        writer started for it, once the writer says the database is open."""
         if args.no_db:
             if args.resume:
                 raise ScanRefError("--resume needs the history database: drop --no-db")
             return cls()
+        if writer is not None:
+            writer.ready()
+            return cls(recorder=WriterRecorder(writer), url=args.db)
         from scanner.store.database import open_store  # noqa: PLC0415 - SQLAlchemy here only
         from scanner.store.recorder import ScanRecorder  # noqa: PLC0415
 
         store = open_store(args.db)
-        return cls(store=store, recorder=ScanRecorder(store))
+        return cls(store=store, recorder=ScanRecorder(store), url=args.db)
+
+    @property
+    def recording(self) -> bool:
+        """Whether the scan is recorded."""
+        return self.recorder is not None
 
     def observers(self) -> list[FinishingObserver]:
         """The recorder, when the scan is recorded."""
@@ -105,9 +181,14 @@ class History:
 
     def changes_since_previous(self, document: ScanDocument) -> BaseModel | None:
         """What changed since the previous complete scan of the same scope, if recorded."""
-        if self.store is None or self.recorder is None or self.recorder.scan_id is None:
+        if self.recorder is None or self.recorder.scan_id is None:
             return None
         from scanner.store.diff import diff_documents  # noqa: PLC0415
+
+        if self.store is None:  # recorded by the writer process: read it here, now
+            from scanner.store.database import open_store  # noqa: PLC0415
+
+            self.store = open_store(self.url)
 
         previous = self.store.previous_of(self.recorder.scan_id)
         if previous is None:

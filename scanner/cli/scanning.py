@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scanner.cli import nmapflags
 from scanner.cli import options as opt
@@ -25,6 +25,9 @@ from scanner.ports import parse_port_spec
 from scanner.report.text import render_local
 from scanner.scan import ScanConfig, execute, new_seed, run_scan
 from scanner.targets import read_spec_file, split_specs
+
+if TYPE_CHECKING:
+    from scanner.store.sidecar import WriterProcess
 
 T = TypeVar("T")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -126,8 +129,14 @@ def drive(
     return complete
 
 
-def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | None = None) -> int:
-    """The `scan` command (`args`: argv already parsed by the caller's build_scan_parser)."""
+def run_scan_command(
+    argv: Sequence[str],
+    prog: str,
+    args: argparse.Namespace | None = None,
+    writer: WriterProcess | None = None,
+) -> int:
+    """The `scan` command (`args`: argv already parsed by the caller's build_scan_parser;
+    `writer`: the history writer the caller started for it, if any)."""
     if args is None:
         args = nmapflags.parse_scan_args(build_scan_parser(prog), argv)
     if args.resume and "--seed" not in argv:
@@ -154,10 +163,10 @@ def run_scan_command(argv: Sequence[str], prog: str, args: argparse.Namespace | 
             "choose one"
         )
     config = config_from_args(args, command_line)
-    history = History.open(args)
+    history = History.open(args, writer)
     if history.store is not None and args.resume:
         config = replace(config, resume=history.resume_state(args.resume))
-    config = replace(config, checkpoints=history.store is not None)
+    config = replace(config, checkpoints=history.recording)
     outputs = prepare_outputs(args)
     console = ConsoleObserver(
         outputs.stream,
