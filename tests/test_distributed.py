@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from scanner.shards import finished_shards
 from scanner.store.database import open_store
 from tests.conftest import REPO, Netns
 from tests.rabbitmq import RabbitServer, rabbitmq_unavailable_reason
@@ -327,6 +328,17 @@ class _Log:
             if all(n in line for n in needles):
                 return line
 
+    def rest(self, limit: float = 60) -> list[str]:
+        """Every line until the process closes its stderr (call once it is stopping)."""
+        while True:
+            try:
+                line = self._queue.get(timeout=limit)
+            except queue.Empty:
+                raise AssertionError(f"stderr not closed:\n{''.join(self.lines)}") from None
+            if line is None:
+                return self.lines
+            self.lines.append(line)
+
 
 def _count_probes(ns: Netns) -> None:
     """An nftables counter on every packet from the namespace to the lab's addresses."""
@@ -491,3 +503,143 @@ def test_an_unreachable_amqp_broker_is_one_clear_line_without_its_password() -> 
     assert "hunter2" not in err
     assert "broker amqp://scanner:***@127.0.0.1:1/prod cannot be reached" in err, err
     assert "Traceback" not in err
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM a worker the test started (Celery's warm shutdown: it ends its shard first)."""
+    process.terminate()
+    process.wait(timeout=60)
+
+
+ResultSet = set[tuple[str | None, str, str, int, str]]
+
+
+def _result_set(results: list[Any]) -> tuple[ResultSet, int]:
+    """(vantage, host, proto, port, state) of every result, and how many results there are."""
+    keys = {
+        (r["vantage"], r["host"], r["proto"], r["port"], r["state"])
+        if isinstance(r, dict)
+        else (r.vantage, r.host, r.proto.value, r.port, r.state.value)
+        for r in results
+    }
+    return keys, len(results)
+
+
+def _sharded_progress(db: str) -> tuple[str, bool, set[int], int] | None:
+    """The recorded scan's id, completeness, finished shards, and how many of its recorded
+    results are from shards not finished (with --all-states a shard's results are its
+    counts), once the coordinator recorded it."""
+    with open_store(db) as store:
+        rows = store.scans()
+        if not rows:
+            return None
+        row = rows[-1]
+        _, finished = finished_shards(store.checkpoint(row.id).checkpoint)
+    of_finished = sum(
+        n
+        for s in finished.values()
+        for states in s.states_by_proto.values()
+        for n in states.values()
+    )
+    return row.id, row.complete, set(finished), row.results - of_finished
+
+
+def test_a_resumed_distributed_scan_skips_finished_shards_and_has_a_clean_runs_results(
+    broker: str, segments: tuple[Netns, Netns], tmp_path: Path
+) -> None:
+    a, b = segments
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    open_store(db).close()  # the schema exists before the coordinator and this test share it
+    common = [
+        *("-p", "T:1-200", "--all-states", "--seed", "3", "--rate", "100", "--shards", "4"),
+        *("--vantage", "a=127.0.10.1-5", "--vantage", "b=127.0.10.1-5", "--shard-timeout", "120"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "GHOSTPORT_BROKER"}
+    workers = [_worker(a, broker, "a"), _worker(b, broker, "b")]
+    # Given a clean run's results (8 shards of 250 probes, each worker one shard at a time)
+    rc, clean, err = _scan(broker, *common)
+    assert rc in (0, 1) and clean["complete"], err
+    clean_keys, clean_count = _result_set(clean["results"])
+    assert clean_count == len(clean_keys) == 2 * 5 * 200
+    # When the same scan is recorded, its broker given by $GHOSTPORT_BROKER (so no URL is in
+    # the recorded command line), and its coordinator is killed with SIGKILL once some
+    # shards finished, before all did, with results of an unfinished shard recorded too
+    log = (tmp_path / "coordinator.err").open("w")
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", "-q", "--json", "-", "--db", db, *common],
+        stdout=log,
+        stderr=log,
+        text=True,
+        cwd=REPO,
+        env={**env, "GHOSTPORT_BROKER": broker},
+    )
+    try:
+        deadline = time.monotonic() + 120  # a bound on waiting, not a claim about speed
+        while True:
+            progress = _sharded_progress(db)
+            if progress is not None and progress[2] and progress[3] and not progress[1]:
+                break
+            assert coordinator.poll() is None, (tmp_path / "coordinator.err").read_text()
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.1)
+        os.kill(coordinator.pid, signal.SIGKILL)
+        coordinator.wait(timeout=10)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait()
+        log.close()
+    progress = _sharded_progress(db)
+    assert progress is not None
+    scan_id, complete, finished, partial = progress
+    assert not complete and 0 < len(finished) < 8 and partial > 0, progress
+    # And the killed coordinator's shards are gone from the broker (its workers end the
+    # shard they run; the queued ones are dropped, as if they had expired), so what the
+    # workers take from here on is what the resume sends
+    for worker in workers:
+        _stop(worker)
+    client = _redis(broker)
+    try:
+        client.delete("ghostport.a", "ghostport.b")
+    finally:
+        client.close()
+    # Then a resume without a broker is one clear line naming the flag
+    resume = [sys.executable, "-m", "scanner", "resume", scan_id, "--db", db]
+    done = subprocess.run(
+        resume, capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"ghostport resume {scan_id} --broker URL" in done.stderr, done.stderr
+    # When it is resumed with --broker, with fresh workers in both segments
+    fresh = [_worker(ns, broker, name, "--log-level", "INFO") for ns, name in ((a, "a"), (b, "b"))]
+    logs = [_Log(worker) for worker in fresh]
+    done = subprocess.run(
+        [*resume, "--broker", broker],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=240,
+    )
+    # Then the resumed JSON and the history hold exactly the clean run's results, each once
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads(done.stdout)
+    assert document["complete"] is True
+    assert document["scan"]["id"] == scan_id
+    assert _result_set(document["results"]) == (clean_keys, clean_count)
+    with open_store(db) as store:
+        stored = store.document(scan_id)
+        row = next(r for r in store.scans() if r.id == scan_id)
+    assert row.complete
+    assert _result_set(list(stored.results)) == (clean_keys, clean_count)
+    assert document["summary"]["states"] == clean["summary"]["states"]
+    assert document["summary"]["probes_done"] == document["summary"]["probes_total"] == 2000
+    # And the workers ran only the shards that had not finished
+    for worker in fresh:
+        _stop(worker)
+    received = [line for log in logs for line in log.rest() if "ghostport.shard[" in line]
+    received = [line for line in received if "received" in line]
+    assert len(received) == 8 - len(finished), received
+    assert "Traceback" not in done.stderr
