@@ -643,3 +643,67 @@ def test_a_resumed_distributed_scan_skips_finished_shards_and_has_a_clean_runs_r
     received = [line for line in received if "received" in line]
     assert len(received) == 8 - len(finished), received
     assert "Traceback" not in done.stderr
+
+
+def test_a_shard_queued_by_an_interrupted_coordinator_is_dropped_unscanned(
+    broker: str, netns: Netns, tmp_path: Path
+) -> None:
+    # Given a segment with a listener, a counter on every packet sent towards it, and a
+    # coordinator whose shard waits in its vantage's queue (no worker there yet)
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    out = (tmp_path / "scan.out").open("w")
+    scan = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
+            *("--broker", broker, "-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"),
+            *("--shard-timeout", "120"),
+        ],
+        stdout=out,
+        stderr=out,
+        text=True,
+        cwd=REPO,
+    )
+    client = _redis(broker)
+    try:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
+        while client.llen("ghostport.b") < 1:
+            assert scan.poll() is None, (tmp_path / "scan.out").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # When the coordinator is interrupted (Ctrl-C) long before its shard would expire
+        scan.send_signal(signal.SIGINT)
+        assert scan.wait(timeout=60) == 130, (tmp_path / "scan.out").read_text()
+        # (its revoke reached no worker: the shard is still queued)
+        assert client.llen("ghostport.b") == 1
+        # And a worker for that vantage starts afterwards
+        worker = _worker(netns, broker, "b", "--log-level", "INFO")
+        log = _Log(worker)
+        # Then it drops the shard without scanning
+        log.wait_for("dropped shard 0 (vantage b) of scan", "its coordinator is gone")
+        assert client.llen("ghostport.b") == 0
+        assert not list(client.scan_iter("ghostport.batches.*"))
+        assert not list(client.scan_iter("ghostport.stream-open.*"))
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait()
+        out.close()
+        client.close()
+    assert _probes_sent(netns) == 0
+    # And the same worker scans a live coordinator's shard (so the counter would have seen it)
+    rc, document, err = _scan(
+        broker,
+        "-p",
+        "T:2323",
+        "--shards",
+        "1",
+        "--vantage",
+        "b=127.0.10.1",
+        "--shard-timeout",
+        "60",
+    )
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    assert "Traceback" not in "".join(log.lines)

@@ -72,6 +72,7 @@ class CeleryRunner:
             "argv": self.argv,
             "seed": self.seed,
             "spec": spec.to_json(),
+            "stream_checked": True,  # a worker drops the shard once the stream is gone
         }
         # A shard no worker started within --shard-timeout is one this coordinator gave up
         # on: it expires, and a worker that comes later discards it. The expiry goes in the
