@@ -707,3 +707,57 @@ def test_a_shard_queued_by_an_interrupted_coordinator_is_dropped_unscanned(
     assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
     assert _probes_sent(netns) > 0
     assert "Traceback" not in "".join(log.lines)
+
+
+def _rabbit_depth(ns: Netns, url: str, name: str) -> int:
+    """Messages in a RabbitMQ queue (a passive declare from inside the namespace); 0 while
+    the queue does not exist."""
+    done = ns.run(
+        sys.executable,
+        "-c",
+        "import sys; from kombu import Connection\n"
+        "with Connection(sys.argv[1]) as c:\n"
+        "    try:\n"
+        "        q = c.default_channel.queue_declare(queue=sys.argv[2], passive=True)\n"
+        "    except c.channel_errors:\n"
+        "        print(0)\n"
+        "    else:\n"
+        "        print(q.message_count)",
+        url,
+        name,
+    )
+    return int(done.stdout)
+
+
+def test_a_shard_of_an_interrupted_coordinator_is_dropped_on_rabbitmq_too(
+    rabbitmq: str, netns: Netns
+) -> None:
+    # Given RabbitMQ, a listener and a probe counter in the namespace, and a coordinator
+    # whose shard waits in its vantage's queue (no worker there yet)
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    args = ["-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"]
+    scan = netns.spawn(
+        *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
+        *("--broker", rabbitmq, *args, "--shard-timeout", "120"),
+    )
+    deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
+    while _rabbit_depth(netns, rabbitmq, "ghostport.b") < 1:
+        assert scan.poll() is None
+        assert time.monotonic() < deadline
+    # When the coordinator is interrupted (Ctrl-C) long before its shard would expire
+    scan.send_signal(signal.SIGINT)
+    _, err = scan.communicate(timeout=60)
+    assert scan.returncode == 130, err
+    assert _rabbit_depth(netns, rabbitmq, "ghostport.b") == 1
+    # Then a worker for that vantage started afterwards drops it unscanned
+    log = _Log(_worker(netns, rabbitmq, "b", "--log-level", "INFO"))
+    log.wait_for("dropped shard 0 (vantage b) of scan", "its coordinator is gone")
+    assert _rabbit_depth(netns, rabbitmq, "ghostport.b") == 0
+    assert _probes_sent(netns) == 0
+    # And it scans a live coordinator's shard
+    rc, document, err = _scan_in(netns, rabbitmq, *args, "--shard-timeout", "60")
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    assert "Traceback" not in "".join(log.lines)

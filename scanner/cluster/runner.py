@@ -52,7 +52,8 @@ class CeleryRunner:
             started = time.monotonic()
             while merger.pending:
                 receiving = asyncio.ensure_future(asyncio.to_thread(receiver.receive, _POLL_S))
-                batches = await receiving
+                # shielded: a cancel must not mark it done while its thread still reads
+                batches = await asyncio.shield(receiving)
                 receiving = None
                 for batch in batches:
                     merger.accept(batch)
