@@ -184,10 +184,12 @@ async def run_slice(
 
 @dataclass(frozen=True, slots=True)
 class ShardedResumePoint(ResumePoint):
-    """A sharded scan's checkpoint: which shards finished, and their final counts."""
+    """A sharded scan's checkpoint: which shards finished, their final counts, and whether
+    they ran through a broker (never its URL: it may hold credentials)."""
 
     parts: int = 1
     finished: Mapping[int, Mapping[str, Any]] | None = None
+    broker: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -195,6 +197,7 @@ class ShardedResumePoint(ResumePoint):
             "shards": {
                 "parts": self.parts,
                 "finished": {str(k): v for k, v in (self.finished or {}).items()},
+                "broker": self.broker,
             },
         }
 
@@ -209,6 +212,12 @@ def finished_shards(checkpoint: Mapping[str, Any] | None) -> tuple[int, dict[int
         int(k): ScanSummary.model_validate(v) for k, v in dict(shards.get("finished", {})).items()
     }
     return int(shards.get("parts", 0)), finished
+
+
+def ran_through_broker(checkpoint: Mapping[str, Any] | None) -> bool:
+    """Whether a stored checkpoint's shards ran on broker workers (so a resume needs one)."""
+    shards = (checkpoint or {}).get("shards")
+    return isinstance(shards, dict) and shards.get("broker") is True
 
 
 def _as_model(item: Any, model: type[PortResult] | type[Finding]) -> Any:
@@ -226,8 +235,10 @@ class ShardMerger:
         finished: Mapping[int, ScanSummary] | None = None,
         seen: Iterable[PortResult] = (),
         scan_id: str = "",
+        broker: bool = False,
     ) -> None:
         self.scan_id = scan_id
+        self.broker = broker
         self.observer = observer
         self.tally = tally
         self.shards = {s.shard: s for s in shards}
@@ -313,6 +324,7 @@ class ShardMerger:
         return ShardedResumePoint(
             parts=parts,
             finished={n: self.summaries[n].model_dump(mode="json") for n in self.finished},
+            broker=self.broker,
         )
 
 
@@ -349,8 +361,10 @@ async def run_sharded(  # noqa: PLR0917 - the coordinator's inputs
     runner: ShardRunner,
     finished: Mapping[int, ScanSummary] | None = None,
     seen: Iterable[PortResult] = (),
+    broker: bool = False,
 ) -> None:
-    """The coordinator: one ScanInfo, one tally, one progress line over all shards."""
+    """The coordinator: one ScanInfo, one tally, one progress line over all shards;
+    `broker`: the runner sends them to broker workers (recorded, so a resume asks for one)."""
     hosts, total, unresolved = await plan_totals(config, shards)
     resume = config.resume
     info = describe_scan(config, event_loop, resume.started_at if resume else utc_timestamp())
@@ -359,7 +373,7 @@ async def run_sharded(  # noqa: PLR0917 - the coordinator's inputs
     tally = ScanTally(hosts, total)
     if resume and resume.summary:
         tally.started -= resume.summary.duration_s
-    merger = ShardMerger(observer, tally, shards, finished, seen, info.id)
+    merger = ShardMerger(observer, tally, shards, finished, seen, info.id, broker)
     observer.scan_started(info, unresolved, tally)
     stop_progress = run_progress(observer, tally)
     try:
@@ -378,6 +392,7 @@ __all__ = [
     "error_batch",
     "finished_shards",
     "plan_shards",
+    "ran_through_broker",
     "run_sharded",
     "run_slice",
 ]

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
+from scanner.shards import finished_shards
 from scanner.store.database import open_store
 from tests.conftest import REPO, Netns
 from tests.rabbitmq import RabbitServer, rabbitmq_unavailable_reason
@@ -327,6 +328,17 @@ class _Log:
             if all(n in line for n in needles):
                 return line
 
+    def rest(self, limit: float = 60) -> list[str]:
+        """Every line until the process closes its stderr (call once it is stopping)."""
+        while True:
+            try:
+                line = self._queue.get(timeout=limit)
+            except queue.Empty:
+                raise AssertionError(f"stderr not closed:\n{''.join(self.lines)}") from None
+            if line is None:
+                return self.lines
+            self.lines.append(line)
+
 
 def _count_probes(ns: Netns) -> None:
     """An nftables counter on every packet from the namespace to the lab's addresses."""
@@ -491,3 +503,261 @@ def test_an_unreachable_amqp_broker_is_one_clear_line_without_its_password() -> 
     assert "hunter2" not in err
     assert "broker amqp://scanner:***@127.0.0.1:1/prod cannot be reached" in err, err
     assert "Traceback" not in err
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """SIGTERM a worker the test started (Celery's warm shutdown: it ends its shard first)."""
+    process.terminate()
+    process.wait(timeout=60)
+
+
+ResultSet = set[tuple[str | None, str, str, int, str]]
+
+
+def _result_set(results: list[Any]) -> tuple[ResultSet, int]:
+    """(vantage, host, proto, port, state) of every result, and how many results there are."""
+    keys = {
+        (r["vantage"], r["host"], r["proto"], r["port"], r["state"])
+        if isinstance(r, dict)
+        else (r.vantage, r.host, r.proto.value, r.port, r.state.value)
+        for r in results
+    }
+    return keys, len(results)
+
+
+def _sharded_progress(db: str) -> tuple[str, bool, set[int], int] | None:
+    """The recorded scan's id, completeness, finished shards, and how many of its recorded
+    results are from shards not finished (with --all-states a shard's results are its
+    counts), once the coordinator recorded it."""
+    with open_store(db) as store:
+        rows = store.scans()
+        if not rows:
+            return None
+        row = rows[-1]
+        _, finished = finished_shards(store.checkpoint(row.id).checkpoint)
+    of_finished = sum(
+        n
+        for s in finished.values()
+        for states in s.states_by_proto.values()
+        for n in states.values()
+    )
+    return row.id, row.complete, set(finished), row.results - of_finished
+
+
+def test_a_resumed_distributed_scan_skips_finished_shards_and_has_a_clean_runs_results(
+    broker: str, segments: tuple[Netns, Netns], tmp_path: Path
+) -> None:
+    a, b = segments
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    open_store(db).close()  # the schema exists before the coordinator and this test share it
+    common = [
+        *("-p", "T:1-200", "--all-states", "--seed", "3", "--rate", "100", "--shards", "4"),
+        *("--vantage", "a=127.0.10.1-5", "--vantage", "b=127.0.10.1-5", "--shard-timeout", "120"),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "GHOSTPORT_BROKER"}
+    workers = [_worker(a, broker, "a"), _worker(b, broker, "b")]
+    # Given a clean run's results (8 shards of 250 probes, each worker one shard at a time)
+    rc, clean, err = _scan(broker, *common)
+    assert rc in (0, 1) and clean["complete"], err
+    clean_keys, clean_count = _result_set(clean["results"])
+    assert clean_count == len(clean_keys) == 2 * 5 * 200
+    # When the same scan is recorded, its broker given by $GHOSTPORT_BROKER (so no URL is in
+    # the recorded command line), and its coordinator is killed with SIGKILL once some
+    # shards finished, before all did, with results of an unfinished shard recorded too
+    log = (tmp_path / "coordinator.err").open("w")
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "scanner", "scan", "-q", "--json", "-", "--db", db, *common],
+        stdout=log,
+        stderr=log,
+        text=True,
+        cwd=REPO,
+        env={**env, "GHOSTPORT_BROKER": broker},
+    )
+    try:
+        deadline = time.monotonic() + 120  # a bound on waiting, not a claim about speed
+        while True:
+            progress = _sharded_progress(db)
+            if progress is not None and progress[2] and progress[3] and not progress[1]:
+                break
+            assert coordinator.poll() is None, (tmp_path / "coordinator.err").read_text()
+            assert time.monotonic() < deadline, progress
+            time.sleep(0.1)
+        os.kill(coordinator.pid, signal.SIGKILL)
+        coordinator.wait(timeout=10)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait()
+        log.close()
+    progress = _sharded_progress(db)
+    assert progress is not None
+    scan_id, complete, finished, partial = progress
+    assert not complete and 0 < len(finished) < 8 and partial > 0, progress
+    # And the killed coordinator's shards are gone from the broker (its workers end the
+    # shard they run; the queued ones are dropped, as if they had expired), so what the
+    # workers take from here on is what the resume sends
+    for worker in workers:
+        _stop(worker)
+    client = _redis(broker)
+    try:
+        client.delete("ghostport.a", "ghostport.b")
+    finally:
+        client.close()
+    # Then a resume without a broker is one clear line naming the flag
+    resume = [sys.executable, "-m", "scanner", "resume", scan_id, "--db", db]
+    done = subprocess.run(
+        resume, capture_output=True, text=True, env=env, cwd=REPO, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"ghostport resume {scan_id} --broker URL" in done.stderr, done.stderr
+    # When it is resumed with --broker, with fresh workers in both segments
+    fresh = [_worker(ns, broker, name, "--log-level", "INFO") for ns, name in ((a, "a"), (b, "b"))]
+    logs = [_Log(worker) for worker in fresh]
+    done = subprocess.run(
+        [*resume, "--broker", broker],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=240,
+    )
+    # Then the resumed JSON and the history hold exactly the clean run's results, each once
+    assert done.returncode in (0, 1), done.stderr
+    document = json.loads(done.stdout)
+    assert document["complete"] is True
+    assert document["scan"]["id"] == scan_id
+    assert _result_set(document["results"]) == (clean_keys, clean_count)
+    with open_store(db) as store:
+        stored = store.document(scan_id)
+        row = next(r for r in store.scans() if r.id == scan_id)
+    assert row.complete
+    assert _result_set(list(stored.results)) == (clean_keys, clean_count)
+    assert document["summary"]["states"] == clean["summary"]["states"]
+    assert document["summary"]["probes_done"] == document["summary"]["probes_total"] == 2000
+    # And the workers ran only the shards that had not finished
+    for worker in fresh:
+        _stop(worker)
+    received = [line for log in logs for line in log.rest() if "ghostport.shard[" in line]
+    received = [line for line in received if "received" in line]
+    assert len(received) == 8 - len(finished), received
+    assert "Traceback" not in done.stderr
+
+
+def test_a_shard_queued_by_an_interrupted_coordinator_is_dropped_unscanned(
+    broker: str, netns: Netns, tmp_path: Path
+) -> None:
+    # Given a segment with a listener, a counter on every packet sent towards it, and a
+    # coordinator whose shard waits in its vantage's queue (no worker there yet)
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    out = (tmp_path / "scan.out").open("w")
+    scan = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
+            *("--broker", broker, "-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"),
+            *("--shard-timeout", "120"),
+        ],
+        stdout=out,
+        stderr=out,
+        text=True,
+        cwd=REPO,
+    )
+    client = _redis(broker)
+    try:
+        deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
+        while client.llen("ghostport.b") < 1:
+            assert scan.poll() is None, (tmp_path / "scan.out").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # When the coordinator is interrupted (Ctrl-C) long before its shard would expire
+        scan.send_signal(signal.SIGINT)
+        assert scan.wait(timeout=60) == 130, (tmp_path / "scan.out").read_text()
+        # (its revoke reached no worker: the shard is still queued)
+        assert client.llen("ghostport.b") == 1
+        # And a worker for that vantage starts afterwards
+        worker = _worker(netns, broker, "b", "--log-level", "INFO")
+        log = _Log(worker)
+        # Then it drops the shard without scanning
+        log.wait_for("dropped shard 0 (vantage b) of scan", "its coordinator is gone")
+        assert client.llen("ghostport.b") == 0
+        assert not list(client.scan_iter("ghostport.batches.*"))
+        assert not list(client.scan_iter("ghostport.stream-open.*"))
+    finally:
+        if scan.poll() is None:
+            scan.kill()
+            scan.wait()
+        out.close()
+        client.close()
+    assert _probes_sent(netns) == 0
+    # And the same worker scans a live coordinator's shard (so the counter would have seen it)
+    rc, document, err = _scan(
+        broker,
+        "-p",
+        "T:2323",
+        "--shards",
+        "1",
+        "--vantage",
+        "b=127.0.10.1",
+        "--shard-timeout",
+        "60",
+    )
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    assert "Traceback" not in "".join(log.lines)
+
+
+def _rabbit_depth(ns: Netns, url: str, name: str) -> int:
+    """Messages in a RabbitMQ queue (a passive declare from inside the namespace); 0 while
+    the queue does not exist."""
+    done = ns.run(
+        sys.executable,
+        "-c",
+        "import sys; from kombu import Connection\n"
+        "with Connection(sys.argv[1]) as c:\n"
+        "    try:\n"
+        "        q = c.default_channel.queue_declare(queue=sys.argv[2], passive=True)\n"
+        "    except c.channel_errors:\n"
+        "        print(0)\n"
+        "    else:\n"
+        "        print(q.message_count)",
+        url,
+        name,
+    )
+    return int(done.stdout)
+
+
+def test_a_shard_of_an_interrupted_coordinator_is_dropped_on_rabbitmq_too(
+    rabbitmq: str, netns: Netns
+) -> None:
+    # Given RabbitMQ, a listener and a probe counter in the namespace, and a coordinator
+    # whose shard waits in its vantage's queue (no worker there yet)
+    netns.serve("tcp:127.0.10.1:2323:login: ")
+    _count_probes(netns)
+    args = ["-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"]
+    scan = netns.spawn(
+        *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
+        *("--broker", rabbitmq, *args, "--shard-timeout", "120"),
+    )
+    deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
+    while _rabbit_depth(netns, rabbitmq, "ghostport.b") < 1:
+        assert scan.poll() is None
+        assert time.monotonic() < deadline
+    # When the coordinator is interrupted (Ctrl-C) long before its shard would expire
+    scan.send_signal(signal.SIGINT)
+    _, err = scan.communicate(timeout=60)
+    assert scan.returncode == 130, err
+    assert _rabbit_depth(netns, rabbitmq, "ghostport.b") == 1
+    # Then a worker for that vantage started afterwards drops it unscanned
+    log = _Log(_worker(netns, rabbitmq, "b", "--log-level", "INFO"))
+    log.wait_for("dropped shard 0 (vantage b) of scan", "its coordinator is gone")
+    assert _rabbit_depth(netns, rabbitmq, "ghostport.b") == 0
+    assert _probes_sent(netns) == 0
+    # And it scans a live coordinator's shard
+    rc, document, err = _scan_in(netns, rabbitmq, *args, "--shard-timeout", "60")
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    assert "Traceback" not in "".join(log.lines)

@@ -17,7 +17,14 @@ from scanner.cli.scan_parser import build_scan_parser
 from scanner.errors import UsageError
 from scanner.models import PortResult, ScanSummary
 from scanner.scan import ScanConfig, run_scan
-from scanner.shards import ShardSpec, finished_shards, plan_shards, plan_totals, run_sharded
+from scanner.shards import (
+    ShardSpec,
+    finished_shards,
+    plan_shards,
+    plan_totals,
+    ran_through_broker,
+    run_sharded,
+)
 
 AUTO_MIN_PROBES = 16_384
 """Below this many probes a scan without --workers runs in this process (start-up of worker
@@ -38,11 +45,13 @@ _COORDINATOR_FLAGS = {
 }
 
 
-def broker_url(args: argparse.Namespace) -> str | None:
-    """--broker, else $GHOSTPORT_BROKER (where credentials stay out of the command line)."""
-    url: str | None = args.broker or os.environ.get("GHOSTPORT_BROKER") or None
-    if url and "***" in url and os.environ.get("GHOSTPORT_BROKER"):
-        url = os.environ["GHOSTPORT_BROKER"]  # a resumed scan's recorded (redacted) URL
+def broker_url(args: argparse.Namespace, resuming: bool = False) -> str | None:
+    """--broker, else $GHOSTPORT_BROKER (where credentials stay out of the command line).
+    A resumed scan's recorded URL lost its password ("***"): $GHOSTPORT_BROKER, or none."""
+    env = os.environ.get("GHOSTPORT_BROKER") or None
+    url: str | None = args.broker or env
+    if resuming and url and "***" in url:
+        url = env
     return url
 
 
@@ -101,7 +110,21 @@ def sharded_scan(
 ) -> Callable[[str], Coroutine[Any, Any, object]] | None:
     """The scan coroutine when the scan runs as shards; None to run it in this process.
     `argv`: the scan's own arguments (no program name)."""
-    url = broker_url(args)
+    resume = config.resume
+    stored = None
+    if resume is not None and history.store is not None:
+        stored = history.store.checkpoint(resume.scan_id).checkpoint
+    url = broker_url(args, resuming=resume is not None)
+    if (
+        url is None
+        and resume is not None
+        and (args.vantage or args.shards or ran_through_broker(stored))
+    ):
+        raise UsageError(
+            f"scan {resume.scan_id} ran on broker workers and a broker URL is never recorded "
+            f"(it may hold credentials): `ghostport resume {resume.scan_id} --broker URL` "
+            "(or $GHOSTPORT_BROKER)"
+        )
     if url is None and (args.vantage or args.shards):
         raise UsageError("--vantage and --shards need --broker URL (or $GHOSTPORT_BROKER)")
     if url is not None and args.workers is not None:
@@ -112,8 +135,7 @@ def sharded_scan(
     if url is None and args.workers == 1:
         return None
     parts_done, finished = 0, dict[int, ScanSummary]()
-    if config.resume is not None and history.store is not None:
-        stored = history.store.checkpoint(config.resume.scan_id).checkpoint
+    if resume is not None and history.store is not None:
         parts_done, finished = finished_shards(stored)
         if not parts_done and url is None:
             return None  # a scan that ran in one process resumes in one process
@@ -140,7 +162,9 @@ def sharded_scan(
 
             build = partial(shard_config, tuple(for_workers), config.seed)
             runner = ProcessRunner(build, event_loop)
-        await run_sharded(config, observer, event_loop, shards, runner, finished, seen)
+        await run_sharded(
+            config, observer, event_loop, shards, runner, finished, seen, url is not None
+        )
         return None
 
     return coordinate

@@ -137,8 +137,9 @@ def import_command(argv: Sequence[str]) -> int:
     return opt.EXIT_OK
 
 
-def resume_argv(ref: str, db: str | None) -> list[str]:
-    """The `scan` arguments that continue a recorded scan: its own command line, its seed."""
+def resume_argv(ref: str, db: str | None, broker: str | None = None) -> list[str]:
+    """The `scan` arguments that continue a recorded scan: its own command line, its seed;
+    `broker` instead of the recorded one (recorded without its password, if at all)."""
     from scanner.store.database import open_store  # noqa: PLC0415
 
     with open_store(db) as store:
@@ -154,8 +155,10 @@ def resume_argv(ref: str, db: str | None) -> list[str]:
         if stored[: len(prog)] == prog:
             stored = stored[len(prog) :]
             break
-    kept = opt.without_flags(stored, {"--resume": 1, "--seed": 1})
+    dropped = {"--resume": 1, "--seed": 1, **({"--broker": 1} if broker else {})}
+    kept = opt.without_flags(stored, dropped)
     extra = ["--db", db] if db and "--db" not in kept else []
+    extra += ["--broker", broker] if broker else []
     return [*kept, *extra, "--seed", str(document.scan.options.seed), "--resume", scan_id]
 
 
@@ -168,5 +171,11 @@ def resume_command(argv: Sequence[str]) -> int:
         "Continue an interrupted scan: same seed and options, only the probes with no result.",
     )
     parser.add_argument("scan", metavar="ID", help="scan id, a unique prefix, last or previous")
+    parser.add_argument(
+        "--broker",
+        metavar="URL",
+        help="a distributed scan's broker (also $GHOSTPORT_BROKER): its URL is never "
+        "recorded with its password",
+    )
     args = parser.parse_args(argv)
-    return run_scan_command(resume_argv(args.scan, args.db), "ghostport scan")
+    return run_scan_command(resume_argv(args.scan, args.db, args.broker), "ghostport scan")

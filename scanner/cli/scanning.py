@@ -143,7 +143,7 @@ def run_scan_command(
         # `scan --resume ID`: the scan's own command line and seed, as `ghostport resume ID`
         from scanner.cli.history import resume_argv  # noqa: PLC0415
 
-        return run_scan_command(resume_argv(args.resume, args.db), prog)
+        return run_scan_command(resume_argv(args.resume, args.db, args.broker), prog)
     nmapflags.check_targets(args)
     command_line = [*prog.split(), *argv]
     distributed = args.broker or args.vantage or args.workers or os.environ.get("GHOSTPORT_BROKER")

@@ -10,7 +10,9 @@ A shard expires (Celery `expires`) when no worker started it within the coordina
 --shard-timeout: by then the coordinator has given up, so a worker that comes later discards
 it ("Discarding revoked task ... (expired)") instead of scanning for nobody. A redelivered
 shard (its first worker died) is exempt, as the coordinator still waits for it; a coordinator
-that fails or is interrupted revokes its unfinished shards on the live workers.
+that fails or is interrupted revokes its unfinished shards on the live workers, and closes
+its batch stream: a worker that takes one of its shards later (not running at the revoke,
+or before the expiry) finds the stream gone and drops the shard unscanned.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
+from celery.utils.log import get_task_logger
 from celery.worker.request import Request
 
-from scanner.cluster.stream import publisher
+from scanner.cluster.stream import publisher, stream_exists
 from scanner.errors import ScannerError, TargetSpecError
 from scanner.scan import ScanConfig, execute
 from scanner.shards import ShardSpec, error_batch, run_slice
@@ -30,6 +33,7 @@ from scanner.shards import ShardSpec, error_batch, run_slice
 TASK_NAME = "ghostport.shard"
 ShardBuilder = Callable[[Sequence[str], int, ShardSpec], ScanConfig]
 
+_log = get_task_logger(__name__)
 _builder: ShardBuilder | None = None
 """Set by `ghostport worker`: argv, seed, shard -> the shard's config (with the worker's
 own scope), so this layer never parses a command line."""
@@ -85,7 +89,12 @@ def _run_shard(task: Any, payload: dict[str, Any]) -> None:
     """The task: run one shard, publish its batches; refuse it when outside our scope."""
     spec = ShardSpec.from_json(payload["spec"])
     worker = task.request.hostname or socket.gethostname()
-    with task.app.connection_for_write() as conn, publisher(conn, str(payload["scan_id"])) as emit:
+    scan_id = str(payload["scan_id"])
+    with task.app.connection_for_write() as conn, publisher(conn, scan_id) as emit:
+        # A coordinator older than the stream check sends no "stream_checked": scan as before
+        if payload.get("stream_checked") and not stream_exists(conn, scan_id):
+            _log.warning("dropped %s of scan %s: its coordinator is gone", spec.describe(), scan_id)
+            return
         try:
             if _builder is None:
                 raise ScannerError("this process is not a ghostport worker")

@@ -52,7 +52,8 @@ class CeleryRunner:
             started = time.monotonic()
             while merger.pending:
                 receiving = asyncio.ensure_future(asyncio.to_thread(receiver.receive, _POLL_S))
-                batches = await receiving
+                # shielded: a cancel must not mark it done while its thread still reads
+                batches = await asyncio.shield(receiving)
                 receiving = None
                 for batch in batches:
                     merger.accept(batch)
@@ -72,6 +73,7 @@ class CeleryRunner:
             "argv": self.argv,
             "seed": self.seed,
             "spec": spec.to_json(),
+            "stream_checked": True,  # a worker drops the shard once the stream is gone
         }
         # A shard no worker started within --shard-timeout is one this coordinator gave up
         # on: it expires, and a worker that comes later discards it. The expiry goes in the

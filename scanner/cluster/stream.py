@@ -6,13 +6,20 @@ it; a worker publishes its shard's batches to it through the default exchange, w
 declaring it, so a shard that outlives its coordinator cannot bring the stream back (AMQP
 drops what no queue takes). The same code runs on every kombu transport Celery brokers on:
 redis://, rediss://, redis+socket://, amqp://, amqps://.
+
+Before it scans, a worker asks whether the stream still exists (`stream_exists`): a shard of a
+coordinator that was interrupted (Ctrl-C, a failure, a timeout) is dropped unscanned, on any
+worker, also one started later. On AMQP that is a passive declare of the stream (RabbitMQ
+deletes it with its consumer, even when the coordinator is killed); on Redis an empty queue
+does not exist, so the coordinator keeps a marker key beside its stream while it runs (left
+behind by a SIGKILL, as the stream is: that scan's queued shards still run).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from kombu import Connection, Consumer, Exchange, Queue
@@ -29,6 +36,37 @@ _RETRY_POLICY = {"max_retries": 5, "interval_start": 0.2, "interval_step": 0.5, 
 def stream_name(scan_id: str) -> str:
     """The queue a scan's shards publish their batches to."""
     return f"ghostport.batches.{scan_id}"
+
+
+def _marker(scan_id: str) -> str:
+    """The Redis key that says a scan's stream is open."""
+    return f"ghostport.stream-open.{scan_id}"
+
+
+def _on_redis(conn: Connection) -> bool:
+    return str(conn.transport.driver_type) == "redis"
+
+
+def _redis_call(conn: Connection, command: str, *args: str) -> Any:
+    """One Redis command on a pooled connection: the channel's own client may be waiting in
+    the consumer's BRPOP, whose reply would be mixed with this one's."""
+    with conn.default_channel.conn_or_acquire() as client:
+        return getattr(client, command)(*args)
+
+
+def stream_exists(conn: Connection, scan_id: str) -> bool:
+    """Whether the scan's coordinator still consumes its stream (else its shard is moot)."""
+    if _on_redis(conn):
+        return bool(_redis_call(conn, "exists", _marker(scan_id)))
+    channel = conn.channel()  # a failed passive declare closes its channel: not the default
+    try:
+        channel.queue_declare(queue=stream_name(scan_id), passive=True)
+    except conn.channel_errors:
+        return False
+    finally:
+        with suppress(Exception):
+            channel.close()
+    return True
 
 
 def _queue(scan_id: str) -> Queue:
@@ -79,6 +117,7 @@ class BatchReceiver:
 
     def __init__(self, url: str, scan_id: str) -> None:
         self.url = url
+        self.scan_id = scan_id
         self.queue = _queue(scan_id)
         self._conn: Connection | None = None
         self._consumer: Consumer | None = None
@@ -94,6 +133,8 @@ class BatchReceiver:
         queue = self.queue(channel)
         queue.declare()
         queue.purge()
+        if _on_redis(conn):
+            _redis_call(conn, "set", _marker(self.scan_id), "1")
         self._consumer = Consumer(
             channel, [queue], callbacks=[self._on_message], accept=["json"], no_ack=True
         )
@@ -123,6 +164,8 @@ class BatchReceiver:
         try:
             if self._consumer is not None:
                 self._consumer.cancel()
+            if _on_redis(conn):
+                _redis_call(conn, "delete", _marker(self.scan_id))
             self.queue(conn.default_channel).delete()
         except Exception:  # best effort: a lost broker takes the queue with it
             pass
