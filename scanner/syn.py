@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import random
 import socket
 import time
@@ -48,6 +49,11 @@ _BATCH = 256  # SYNs sent between two reads of the reply sockets (the kernel que
 _SLICE = 4096  # SYNs sent before the loop gets a turn (the connect engine, timers, signals)
 _RESOURCE_BACKOFF_S = 0.005
 _ROUTE_CACHE = 1 << 17
+_ANSWER_BYTES = 128  # what the BPF filter passes of a segment
+_MIN_SEGMENT = 40  # an IPv4 header and a TCP header
+_TCP, _INET = Transport.TCP, socket.AF_INET
+_OPEN, _CLOSED = PortState.OPEN, PortState.CLOSED
+_RESET, _SYN_ACK = Reason.RESET, Reason.SYN_ACK
 
 
 class _Syn:
@@ -55,13 +61,15 @@ class _Syn:
 
     __slots__ = ("attempt", "cookie", "first", "route", "sent", "target")
 
-    def __init__(self, target: ProbeTarget, route: Route, cookie: int) -> None:
+    def __init__(
+        self, target: ProbeTarget, route: Route, cookie: int, attempt: int = 0, sent: float = 0.0
+    ) -> None:
         self.target = target
         self.route = route
         self.cookie = cookie
-        self.attempt = 0
-        self.first = 0.0
-        self.sent = 0.0
+        self.attempt = attempt
+        self.first = sent
+        self.sent = sent
 
 
 class SynTimer:
@@ -119,12 +127,14 @@ class SynEngine:
         self._source_port = random.SystemRandom().randrange(32768, 61000)
         self._routes: dict[str, Route] = {}
         self._flights: dict[int, _Syn] = {}
-        # Sends of each attempt in the order made (sent at, key, attempt): the wait is applied
-        # when the queue is read, so a wait that adapts down settles older silence at once.
-        self._deadlines: dict[int, deque[tuple[float, int, int]]] = {}
+        # Sends of each attempt in the order made, in batches (sent by, keys, attempt): the
+        # wait is applied when the queue is read, so a wait that adapts down settles older
+        # silence at once.
+        self._deadlines: dict[int, deque[tuple[float, list[int], int]]] = {}
         self._retry: deque[_Syn] = deque()
         self._timer = SynTimer(options.timeout)
         self._packet = new_packet()
+        self._buffer = bytearray(_ANSWER_BYTES)
         self._source: Iterator[ProbeTarget] = iter(())
         self._source_done = False
         self._lane_pending = 0
@@ -232,18 +242,21 @@ class SynEngine:
         rate = self._options.rate
         return max(1.0, rate / 20) if rate else 0.0
 
-    def _take_token(self) -> bool:
+    def _take_tokens(self, wanted: int) -> int:
+        """Up to `wanted` tokens of --rate (all of them without one); 0 schedules the pump
+        for when the next token is due."""
         rate = self._options.rate
         if not rate:
-            return True
+            return wanted
         now = time.monotonic()
         self._tokens = min(self._bucket_size(), self._tokens + (now - self._token_time) * rate)
         self._token_time = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self._schedule_pump((1.0 - self._tokens) / rate)
-        return False
+        granted = min(wanted, int(self._tokens))
+        if granted:
+            self._tokens -= granted
+        else:
+            self._schedule_pump((1.0 - self._tokens) / rate)
+        return granted
 
     def _schedule_pump(self, delay: float = 0.0) -> None:
         if self._pump_handle is not None or self._loop is None:
@@ -253,22 +266,13 @@ class SynEngine:
         else:
             self._pump_handle = self._loop.call_soon(self._pump)
 
-    def _next_target(self) -> ProbeTarget | None:
-        if self._source_done:
-            return None
-        try:
-            return next(self._source)
-        except StopIteration:
-            self._source_done = True
-            return None
-
     def _pump(self) -> None:
         self._pump_handle = None
         sent = 0
         try:
             while sent < _SLICE:
                 if self._retry:
-                    if not self._take_token():
+                    if not self._take_tokens(1):
                         break
                     flight = self._retry.popleft()
                     key = (flight.route.address << 16) | flight.target.port
@@ -276,23 +280,25 @@ class SynEngine:
                         continue  # answered while it waited for its retransmission
                     if not self._send(flight):
                         break
-                elif (
-                    len(self._flights) >= SYN_MAX_INFLIGHT
-                    or self._lane_pending >= self._lane_limit
-                    or not self._take_token()
-                ):
+                    sent += 1
+                    if sent % _BATCH == 0:
+                        self._read_replies()
+                    continue
+                room = min(
+                    _BATCH,
+                    SYN_MAX_INFLIGHT - len(self._flights),
+                    self._lane_limit - self._lane_pending,
+                )
+                granted = self._take_tokens(room) if room > 0 else 0
+                if not granted:
                     break
-                else:
-                    target = self._next_target()
-                    if target is None:
-                        if self._options.rate:
-                            self._tokens += 1.0  # unused
-                        break
-                    if not self._start(target):
-                        break
-                sent += 1
-                if sent % _BATCH == 0:
-                    self._read_replies()
+                taken, more = self._start_batch(granted)
+                if self._options.rate:
+                    self._tokens += granted - taken  # unused
+                sent += taken
+                if not more:
+                    break
+                self._read_replies()
             else:
                 self._schedule_pump()  # more to send: after the loop's other work
             self._read_replies()
@@ -310,66 +316,127 @@ class SynEngine:
             route = self._routes[host] = Route(socket.inet_aton(host), source, self._source_port)
         return route
 
-    def _start(self, target: ProbeTarget) -> bool:
-        """Start one probe of the plan; False when it must wait (local resources)."""
-        if target.probe or target.transport is not Transport.TCP or target.family != socket.AF_INET:
-            self._to_connect((target,))
-            return True
-        try:
-            route = self._route(target.host)
-        except OSError as exc:  # no route to the target: the kernel's own verdict
-            self.stats.started += 1
-            self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
-            return True
-        flight = _Syn(target, route, self._cookie(route.address, target.port, self._source_port))
-        self._flights[(route.address << 16) | target.port] = flight
-        self.stats.started += 1
-        self.stats.peak_inflight = max(self.stats.peak_inflight, len(self._flights))
-        return self._send(flight)
+    def _start_batch(self, room: int) -> tuple[int, bool]:
+        """Start up to `room` probes of the plan: SYNs for IPv4 TCP discovery, the rest to the
+        connect lane. Returns (probes taken, whether to go on: False when the plan is done or
+        a probe must wait for local resources or for room in the connect lane)."""
+        targets = list(itertools.islice(self._source, room))
+        if len(targets) < room:
+            self._source_done = True
+        assert self._sockets is not None
+        flights, routes, stats = self._flights, self._routes, self.stats
+        cookie_of, packet, source_port = self._cookie, self._packet, self._source_port
+        sendto, monotonic = self._sockets.sender.sendto, time.monotonic
+        keys: list[int] = []
+        now = 0.0
+        for index, target in enumerate(targets):
+            if target.probe or target.transport is not _TCP or target.family != _INET:
+                if self._lane_pending >= self._lane_limit:
+                    self._put_back(targets[index:])
+                    return self._started(keys, now, index), False
+                self._to_connect((target,))
+                continue
+            host, port = target.host, target.port
+            route = routes.get(host)
+            if route is None:
+                try:
+                    route = self._route(host)
+                except OSError as exc:  # no route to the target: the kernel's own verdict
+                    stats.started += 1
+                    self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
+                    continue
+            key = (route.address << 16) | port
+            cookie = cookie_of(route.address, port, source_port)
+            fill_syn(packet, route, source_port, port, cookie)
+            try:
+                sendto(packet, (host, 0))
+            except OSError as exc:
+                flight = flights[key] = _Syn(target, route, cookie)
+                stats.started += 1
+                if not self._send_failed(flight, key, exc):
+                    self._put_back(targets[index + 1 :])
+                    return self._started(keys, now, index + 1), False
+                continue
+            now = monotonic()
+            flights[key] = _Syn(target, route, cookie, 1, now)
+            keys.append(key)
+        return self._started(keys, now, len(targets)), not self._source_done
+
+    def _started(self, keys: list[int], sent_by: float, taken: int) -> int:
+        """Book a batch of first SYNs: counts, and one deadline entry for all of them (the
+        last one's send time: none of them is called silent early)."""
+        if keys:
+            stats = self.stats
+            stats.started += len(keys)
+            stats.attempts += len(keys)
+            stats.peak_inflight = max(stats.peak_inflight, len(self._flights))
+            self._deadline_queue(1).append((sent_by, keys, 1))
+        return taken
+
+    def _put_back(self, targets: list[ProbeTarget]) -> None:
+        """Targets taken from the plan but not started: first in line next time."""
+        if targets:
+            self._source = itertools.chain(targets, self._source)
+            self._source_done = False
+
+    def _deadline_queue(self, attempt: int) -> deque[tuple[float, list[int], int]]:
+        queue = self._deadlines.get(attempt)
+        if queue is None:
+            queue = self._deadlines[attempt] = deque()
+        return queue
 
     def _send(self, flight: _Syn) -> bool:
-        """Send a flight's SYN (again); False when this machine is out of buffers for now."""
+        """Send a flight's SYN again; False when this machine is out of buffers for now."""
         route, target = flight.route, flight.target
+        key = (route.address << 16) | target.port
         fill_syn(self._packet, route, self._source_port, target.port, flight.cookie)
         assert self._sockets is not None
         try:
             self._sockets.sender.sendto(self._packet, (target.host, 0))
         except OSError as exc:
-            key = (route.address << 16) | target.port
-            if exc.errno in LOCAL_RESOURCE_ERRNOS or exc.errno == errno.EWOULDBLOCK:
-                self.stats.resource_waits += 1
-                self._retry.appendleft(flight)
-                self._schedule_pump(_RESOURCE_BACKOFF_S)
-                return False
-            del self._flights[key]
-            flight.attempt += 1
-            self._observe(target, *local_error_outcome(exc.errno or 0), None, flight.attempt)
-            return True
+            return self._send_failed(flight, key, exc)
         flight.attempt += 1
         flight.sent = now = time.monotonic()
         if flight.attempt == 1:
             flight.first = now
         self.stats.attempts += 1
-        queue = self._deadlines.get(flight.attempt)
-        if queue is None:
-            queue = self._deadlines[flight.attempt] = deque()
-        queue.append((now, (route.address << 16) | target.port, flight.attempt))
+        self._deadline_queue(flight.attempt).append((now, [key], flight.attempt))
+        return True
+
+    def _send_failed(self, flight: _Syn, key: int, exc: OSError) -> bool:
+        """A SYN the kernel did not take: out of buffers, it waits in line (False: stop
+        sending for a moment); any other error is the port's observation."""
+        if exc.errno in LOCAL_RESOURCE_ERRNOS or exc.errno == errno.EWOULDBLOCK:
+            self.stats.resource_waits += 1
+            self._retry.appendleft(flight)
+            self._schedule_pump(_RESOURCE_BACKOFF_S)
+            return False
+        del self._flights[key]
+        flight.attempt += 1
+        self._observe(flight.target, *local_error_outcome(exc.errno or 0), None, flight.attempt)
         return True
 
     # ----------------------------------------------------------------- answers
 
     def _read_replies(self) -> None:
         """Every queued SYN-ACK and RST (the BPF filter let only those to our port through)."""
-        flights, source_port = self._flights, self._source_port
+        sockets = self._sockets
+        if sockets is None:
+            return
+        flights, source_port, buffer = self._flights, self._source_port, self._buffer
+        recv_into, answer = sockets.replies.recv_into, self._answer
+        answered = False
         try:
-            replies = self._sockets.replies if self._sockets is not None else None
-            while replies is not None:
+            while True:
                 try:
-                    data = replies.recv(128)
+                    size = recv_into(buffer)
                 except (BlockingIOError, InterruptedError):
-                    return
-                address, port, dport, ack, flags = parse_answer(data)
-                flight = flights.get((address << 16) | port)
+                    break
+                if size < _MIN_SEGMENT:
+                    continue
+                address, port, dport, ack, flags = parse_answer(buffer)
+                key = (address << 16) | port
+                flight = flights.get(key)
                 if (
                     flight is None
                     or dport != source_port
@@ -377,46 +444,52 @@ class SynEngine:
                 ):
                     continue
                 if flags & RST:
-                    self._answer(flight, PortState.CLOSED, Reason.RESET)
+                    answer(flight, key, _CLOSED, _RESET)
+                    answered = True
                 elif flags & (SYN | ACK) == SYN | ACK:
-                    self._answer(flight, PortState.OPEN, Reason.SYN_ACK)
+                    answer(flight, key, _OPEN, _SYN_ACK)
+                    answered = True
         except Exception as exc:
             self._fail_run(exc)
+        if answered:
+            self._schedule_pump()
 
     def _read_errors(self) -> None:
         """ICMP destination unreachable quoting one of our SYNs: filtered, with its reason."""
+        answered = False
         try:
             errors = self._sockets.errors if self._sockets is not None else None
             while errors is not None:
                 try:
                     data = errors.recv(256)
                 except (BlockingIOError, InterruptedError):
-                    return
+                    break
                 quoted = parse_unreachable(data)
                 if quoted is None:
                     continue
                 address, port, sport, seq, code = quoted
-                flight = self._flights.get((address << 16) | port)
+                key = (address << 16) | port
+                flight = self._flights.get(key)
                 if flight is None or sport != self._source_port or seq != flight.cookie:
                     continue
-                self._answer(flight, PortState.FILTERED, icmp4_unreach_reason(code))
+                self._answer(flight, key, PortState.FILTERED, icmp4_unreach_reason(code))
+                answered = True
         except Exception as exc:
             self._fail_run(exc)
+        if answered:
+            self._schedule_pump()
 
-    def _answer(self, flight: _Syn, state: PortState, reason: Reason) -> None:
-        target = flight.target
-        del self._flights[(flight.route.address << 16) | target.port]
+    def _answer(self, flight: _Syn, key: int, state: PortState, reason: Reason) -> None:
+        del self._flights[key]
         now = time.monotonic()
         rtt = now - flight.sent
         self._timer.sample(rtt if flight.attempt == 1 else now - flight.first)
-        if state is PortState.OPEN and self._options.banner_wait:
+        if state is _OPEN and self._options.banner_wait:
             # The banner needs a connection: the connect engine's discovery probe reads it.
             self.stats.finished += 1
-            self._to_connect((target,))
+            self._to_connect((flight.target,))
         else:
-            self._observe(target, state, reason, rtt, flight.attempt)
-        if not self._pump_handle:
-            self._schedule_pump()
+            self._observe(flight.target, state, reason, rtt, flight.attempt)
 
     def _observe(  # noqa: PLR0917 - one observation's fields
         self,
@@ -430,7 +503,7 @@ class SynEngine:
         self.stats.finished += 1
         follow_ups = self._sink(
             PortObservation(
-                target.host, target.port, Transport.TCP, state, reason, rtt, attempts, None, error
+                target.host, target.port, _TCP, state, reason, rtt, attempts, None, error
             )
         )
         if follow_ups:
@@ -441,21 +514,23 @@ class SynEngine:
         self._read_replies()
         now = time.monotonic()
         retries = self._options.retries
+        flights = self._flights
         try:
             for attempt_of_queue, queue in self._deadlines.items():
                 sent_by = now - self._timer.attempt_wait(attempt_of_queue)
                 while queue and queue[0][0] <= sent_by:
-                    _, key, attempt = queue.popleft()
-                    flight = self._flights.get(key)
-                    if flight is None or flight.attempt != attempt:
-                        continue
-                    if attempt <= retries:
-                        self._retry.append(flight)
-                    else:
-                        del self._flights[key]
-                        self._observe(
-                            flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
-                        )
+                    _, keys, attempt = queue.popleft()
+                    for key in keys:
+                        flight = flights.get(key)
+                        if flight is None or flight.attempt != attempt:
+                            continue
+                        if attempt <= retries:
+                            self._retry.append(flight)
+                        else:
+                            del flights[key]
+                            self._observe(
+                                flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
+                            )
         except Exception as exc:
             self._fail_run(exc)
         if self._retry:
