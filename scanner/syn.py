@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import math
 import random
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from scanner.engine import Engine, EngineOptions, EngineStats, ObservationSink
 from scanner.ladder import MIN_ADAPTED_WAIT
@@ -114,14 +115,24 @@ class SynEngine:
     """Runs a scan's probes as `Engine` does, with TCP discovery by raw SYN packets.
 
     The same interface as `Engine`: `run(probes) -> EngineStats`; each port's observation goes
-    to the sink, which may return follow-up probes. TCP discovery (probe 0) of IPv4 targets is
-    a SYN; everything else (UDP, IPv6, the follow-ups of open ports, and with `banner_wait` the
-    connect that reads an open port's banner) runs through one connect `Engine` alongside.
+    to the sink, which may return follow-up probes. With `closed`, the SYNs answered by a
+    reset are not observed one by one: each read of the replies hands their hosts (and the
+    shortest round trip) to `closed` at once, for a scan that only counts closed ports.
+
+    TCP discovery (probe 0) of IPv4 targets is a SYN; everything else (UDP, IPv6, the
+    follow-ups of open ports, and with `banner_wait` the connect that reads an open port's
+    banner) runs through one connect `Engine` alongside.
     """
 
-    def __init__(self, options: EngineOptions, sink: ObservationSink) -> None:
+    def __init__(
+        self,
+        options: EngineOptions,
+        sink: ObservationSink,
+        closed: Callable[[list[str], float], None] | None = None,
+    ) -> None:
         self._options = options
         self._sink = sink
+        self._closed = closed
         self.stats = EngineStats(inflight_cap=SYN_MAX_INFLIGHT)
         self._cookie = Cookies()
         self._source_port = random.SystemRandom().randrange(32768, 61000)
@@ -424,8 +435,11 @@ class SynEngine:
         if sockets is None:
             return
         flights, source_port, buffer = self._flights, self._source_port, self._buffer
-        recv_into, answer = sockets.replies.recv_into, self._answer
+        recv_into, answer, closed = sockets.replies.recv_into, self._answer, self._closed
+        timer, monotonic = self._timer, time.monotonic
         answered = False
+        hosts: list[str] = []  # closed, for `closed`
+        shortest = math.inf
         try:
             while True:
                 try:
@@ -443,12 +457,23 @@ class SynEngine:
                     or (ack - 1) & 0xFFFFFFFF != flight.cookie  # the cookie is the key's
                 ):
                     continue
-                if flags & RST:
+                if flags & RST and closed is not None:  # `_answer`, counted in bulk
+                    del flights[key]
+                    now = monotonic()
+                    rtt = now - flight.sent
+                    timer.sample(rtt if flight.attempt == 1 else now - flight.first)
+                    hosts.append(flight.target.host)
+                    shortest = min(shortest, rtt)
+                elif flags & RST:
                     answer(flight, key, _CLOSED, _RESET)
                     answered = True
                 elif flags & (SYN | ACK) == SYN | ACK:
                     answer(flight, key, _OPEN, _SYN_ACK)
                     answered = True
+            if hosts and closed is not None:
+                answered = True
+                self.stats.finished += len(hosts)
+                closed(hosts, shortest)
         except Exception as exc:
             self._fail_run(exc)
         if answered:
