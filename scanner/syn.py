@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from scanner.engine import Engine, EngineOptions, EngineStats, ObservationSink
-from scanner.ladder import MIN_ADAPTED_WAIT
 from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
 from scanner.packets import (
     ACK,
@@ -41,6 +40,7 @@ from scanner.packets import (
     parse_answer,
     parse_unreachable,
 )
+from scanner.synstate import Deadlines, SynFlight, SynTimer
 from scanner.transport import LOCAL_RESOURCE_ERRNOS, icmp4_unreach_reason, local_error_outcome
 
 SYN_MAX_INFLIGHT = 1 << 16
@@ -55,60 +55,6 @@ _MIN_SEGMENT = 40  # an IPv4 header and a TCP header
 _TCP, _INET = Transport.TCP, socket.AF_INET
 _OPEN, _CLOSED = PortState.OPEN, PortState.CLOSED
 _RESET, _SYN_ACK = Reason.RESET, Reason.SYN_ACK
-
-
-class _Syn:
-    """One SYN probe awaiting its answer."""
-
-    __slots__ = ("attempt", "cookie", "first", "route", "sent", "target")
-
-    def __init__(
-        self, target: ProbeTarget, route: Route, cookie: int, attempt: int = 0, sent: float = 0.0
-    ) -> None:
-        self.target = target
-        self.route = route
-        self.cookie = cookie
-        self.attempt = attempt
-        self.first = sent
-        self.sent = sent
-
-
-class SynTimer:
-    """How long a SYN waits for its answer: the smoothed round trip plus four deviations
-    (RFC 6298, as nmap's timing), at least MIN_ADAPTED_WAIT, at most --timeout, doubled for
-    each retransmission. Until `min_samples` answers were measured it is --timeout.
-
-    An answer to the first SYN is an exact sample. An answer after a retransmission is
-    ambiguous (the cookie is the same); it counts from the first SYN, the longer reading, so
-    a slow host raises the wait rather than being called filtered early.
-    """
-
-    __slots__ = ("_ceiling", "_min_samples", "_rttvar", "_samples", "_srtt", "wait")
-
-    def __init__(self, timeout: float, min_samples: int = 4) -> None:
-        self._ceiling = timeout
-        self._min_samples = min_samples
-        self._srtt = 0.0
-        self._rttvar = 0.0
-        self._samples = 0
-        self.wait = timeout
-        """The current wait of a first SYN."""
-
-    def sample(self, rtt: float) -> None:
-        """Fold one measured round trip into the estimate."""
-        if self._samples == 0:
-            self._srtt, self._rttvar = rtt, rtt / 2
-        else:
-            self._rttvar += (abs(self._srtt - rtt) - self._rttvar) / 4
-            self._srtt += (rtt - self._srtt) / 8
-        self._samples += 1
-        if self._samples >= self._min_samples:
-            adapted = max(MIN_ADAPTED_WAIT, self._srtt + 4 * self._rttvar)
-            self.wait = min(self._ceiling, adapted)
-
-    def attempt_wait(self, attempt: int) -> float:
-        """The wait of the given attempt (1, 2, ...)."""
-        return self.wait * (1 << (attempt - 1))
 
 
 class SynEngine:
@@ -137,12 +83,9 @@ class SynEngine:
         self._cookie = Cookies()
         self._source_port = random.SystemRandom().randrange(32768, 61000)
         self._routes: dict[str, Route] = {}
-        self._flights: dict[int, _Syn] = {}
-        # Sends of each attempt in the order made, in batches (sent by, keys, attempt): the
-        # wait is applied when the queue is read, so a wait that adapts down settles older
-        # silence at once.
-        self._deadlines: dict[int, deque[tuple[float, list[int], int]]] = {}
-        self._retry: deque[_Syn] = deque()
+        self._flights: dict[int, SynFlight] = {}
+        self._deadlines = Deadlines()
+        self._retry: deque[SynFlight] = deque()
         self._timer = SynTimer(options.timeout)
         self._packet = new_packet()
         self._buffer = bytearray(_ANSWER_BYTES)
@@ -362,14 +305,14 @@ class SynEngine:
             try:
                 sendto(packet, (host, 0))
             except OSError as exc:
-                flight = flights[key] = _Syn(target, route, cookie)
+                flight = flights[key] = SynFlight(target, route, cookie)
                 stats.started += 1
                 if not self._send_failed(flight, key, exc):
                     self._put_back(targets[index + 1 :])
                     return self._started(keys, now, index + 1), False
                 continue
             now = monotonic()
-            flights[key] = _Syn(target, route, cookie, 1, now)
+            flights[key] = SynFlight(target, route, cookie, 1, now)
             keys.append(key)
         return self._started(keys, now, len(targets)), not self._source_done
 
@@ -381,7 +324,7 @@ class SynEngine:
             stats.started += len(keys)
             stats.attempts += len(keys)
             stats.peak_inflight = max(stats.peak_inflight, len(self._flights))
-            self._deadline_queue(1).append((sent_by, keys, 1))
+            self._deadlines.add(sent_by, keys, 1)
         return taken
 
     def _put_back(self, targets: list[ProbeTarget]) -> None:
@@ -390,13 +333,7 @@ class SynEngine:
             self._source = itertools.chain(targets, self._source)
             self._source_done = False
 
-    def _deadline_queue(self, attempt: int) -> deque[tuple[float, list[int], int]]:
-        queue = self._deadlines.get(attempt)
-        if queue is None:
-            queue = self._deadlines[attempt] = deque()
-        return queue
-
-    def _send(self, flight: _Syn) -> bool:
+    def _send(self, flight: SynFlight) -> bool:
         """Send a flight's SYN again; False when this machine is out of buffers for now."""
         route, target = flight.route, flight.target
         key = (route.address << 16) | target.port
@@ -411,10 +348,10 @@ class SynEngine:
         if flight.attempt == 1:
             flight.first = now
         self.stats.attempts += 1
-        self._deadline_queue(flight.attempt).append((now, [key], flight.attempt))
+        self._deadlines.add(now, [key], flight.attempt)
         return True
 
-    def _send_failed(self, flight: _Syn, key: int, exc: OSError) -> bool:
+    def _send_failed(self, flight: SynFlight, key: int, exc: OSError) -> bool:
         """A SYN the kernel did not take: out of buffers, it waits in line (False: stop
         sending for a moment); any other error is the port's observation."""
         if exc.errno in LOCAL_RESOURCE_ERRNOS or exc.errno == errno.EWOULDBLOCK:
@@ -504,7 +441,7 @@ class SynEngine:
         if answered:
             self._schedule_pump()
 
-    def _answer(self, flight: _Syn, key: int, state: PortState, reason: Reason) -> None:
+    def _answer(self, flight: SynFlight, key: int, state: PortState, reason: Reason) -> None:
         del self._flights[key]
         now = time.monotonic()
         rtt = now - flight.sent
@@ -541,21 +478,17 @@ class SynEngine:
         retries = self._options.retries
         flights = self._flights
         try:
-            for attempt_of_queue, queue in self._deadlines.items():
-                sent_by = now - self._timer.attempt_wait(attempt_of_queue)
-                while queue and queue[0][0] <= sent_by:
-                    _, keys, attempt = queue.popleft()
-                    for key in keys:
-                        flight = flights.get(key)
-                        if flight is None or flight.attempt != attempt:
-                            continue
-                        if attempt <= retries:
-                            self._retry.append(flight)
-                        else:
-                            del flights[key]
-                            self._observe(
-                                flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
-                            )
+            for key, attempt in self._deadlines.expired(now, self._timer):
+                flight = flights.get(key)
+                if flight is None or flight.attempt != attempt:
+                    continue
+                if attempt <= retries:
+                    self._retry.append(flight)
+                else:
+                    del flights[key]
+                    self._observe(
+                        flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
+                    )
         except Exception as exc:
             self._fail_run(exc)
         if self._retry:
