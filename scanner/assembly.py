@@ -92,6 +92,10 @@ class Judge:
         return cls(probe_set, knowledge)
 
 
+ClosedSink = Callable[[list[str], float], None]
+"""Closed TCP discovery probes that are only counted: their hosts, and the shortest round
+trip among them."""
+
 CANARY_FIRST, CANARY_SPAN = 61000, 1000  # where tarpit canaries knock (no registered service)
 
 
@@ -164,6 +168,18 @@ class PortAssembler:
         elif self._turns.ask(key):
             released.append(key)
         return self._issue(released)
+
+    def closed_sink(self, count: Callable[[int], None]) -> ClosedSink:
+        """A sink for TCP discovery's closed ports when they are only counted (not listed,
+        not checkpointed): what `add` does for each, once per batch of hosts with their
+        shortest round trip; `count` tallies them."""
+
+        def closed(hosts: list[str], rtt: float) -> None:
+            self._alive.update(hosts)
+            self._rtt.sample_scan(rtt)
+            count(len(hosts))
+
+        return closed
 
     def _first(self, key: PortKey, observation: PortObservation) -> list[ProbeTarget] | None:
         host, port, transport = key

@@ -57,9 +57,14 @@ _TEMPLATE = struct.pack(
     4,
     _MSS,
 )
-_ADDRESSES_PORTS_SEQ = struct.Struct("!4s4sHHI")  # patched at offset 12
-_CHECKSUM = struct.Struct("!H")  # patched at offset 36
+# Patched at offset 12, in one call: addresses, ports, sequence number, then the constant ack,
+# offset, flags and window again, and the checksum at offset 36.
+_PATCH = struct.Struct("!4s4sHHIIBBHH")
 _TCP_HEAD = struct.Struct("!HHIIBB")  # sport, dport, seq, ack, offset, flags
+# A segment behind a 20-byte IP header (no options, the usual case): source address and the
+# TCP head in one unpack.
+_PLAIN_ANSWER = struct.Struct("!12xI4xHHIIBB")
+_WORDS = struct.Struct("!HH")
 _COOKIE_INPUT = struct.Struct("!IHH")
 # The TCP checksum's constant words: pseudo-header protocol and length, offset+flags,
 # window, the MSS option.
@@ -75,10 +80,6 @@ def require_raw_sockets() -> None:
             "--syn sends raw packets and needs root or CAP_NET_RAW, which this process does not "
             "have: run it as root, or scan without --syn (TCP connect, -sT)"
         ) from None
-
-
-def _word_sum(value: int) -> int:
-    return (value >> 16) + (value & 0xFFFF)
 
 
 def _bpf_replies_to(port: int) -> bytes:
@@ -102,10 +103,10 @@ class Cookies:
     """Sequence numbers no one else can predict: a keyed hash with a key of this scan's own."""
 
     def __init__(self) -> None:
-        self._base = hashlib.blake2s(key=secrets.token_bytes(16), digest_size=4)
+        self._copy = hashlib.blake2s(key=secrets.token_bytes(16), digest_size=4).copy
 
     def __call__(self, address: int, port: int, source_port: int) -> int:
-        digest = self._base.copy()
+        digest = self._copy()
         digest.update(_COOKIE_INPUT.pack(address, port, source_port))
         return int.from_bytes(digest.digest(), "big")
 
@@ -118,14 +119,11 @@ class Route:
     def __init__(self, packed: bytes, source: bytes, source_port: int) -> None:
         self.packed = packed
         self.source = source
-        self.address = int.from_bytes(packed, "big")
+        high, low = _WORDS.unpack(packed)
+        source_high, source_low = _WORDS.unpack(source)
+        self.address = (high << 16) | low
         # Everything of the TCP checksum but the destination port and the sequence number.
-        self.partial = (
-            _CONSTANT_SUM
-            + _word_sum(int.from_bytes(source, "big"))
-            + _word_sum(self.address)
-            + source_port
-        )
+        self.partial = _CONSTANT_SUM + source_high + source_low + high + low + source_port
 
 
 class RawSockets:
@@ -165,13 +163,23 @@ class RawSockets:
 
 def fill_syn(packet: bytearray, route: Route, source_port: int, port: int, cookie: int) -> None:
     """Patch one SYN into the template copy `packet`: addresses, ports, cookie, checksum."""
-    _ADDRESSES_PORTS_SEQ.pack_into(
-        packet, 12, route.source, route.packed, source_port, port, cookie
-    )
     total = route.partial + port + (cookie >> 16) + (cookie & 0xFFFF)
     total = (total & 0xFFFF) + (total >> 16)
     total = (total & 0xFFFF) + (total >> 16)
-    _CHECKSUM.pack_into(packet, 36, ~total & 0xFFFF)
+    _PATCH.pack_into(
+        packet,
+        12,
+        route.source,
+        route.packed,
+        source_port,
+        port,
+        cookie,
+        0,
+        6 << 4,
+        SYN,
+        _WINDOW,
+        ~total & 0xFFFF,
+    )
 
 
 def new_packet() -> bytearray:
@@ -179,8 +187,11 @@ def new_packet() -> bytearray:
     return bytearray(_TEMPLATE)
 
 
-def parse_answer(data: bytes) -> tuple[int, int, int, int, int]:
+def parse_answer(data: bytes | bytearray) -> tuple[int, int, int, int, int]:
     """(source address, source port, destination port, ack, flags) of a TCP segment."""
+    if data[0] == 0x45:  # no IP options: one unpack
+        address, port, dport, _seq, ack, _offset, flags = _PLAIN_ANSWER.unpack_from(data)
+        return address, port, dport, ack, flags
     head = (data[0] & 0x0F) * 4
     port, dport, _seq, ack, _offset, flags = _TCP_HEAD.unpack_from(data, head)
     return int.from_bytes(data[12:16], "big"), port, dport, ack, flags

@@ -161,6 +161,12 @@ class ScanTally:
         if classified.finding is not None:
             self.record_finding(classified.finding)
 
+    def record_many(self, transport: Transport, state: PortState, n: int) -> None:
+        """Count `n` finished ports of one state that hold no finding (a sweep's resets)."""
+        key = (transport, state)
+        self.counts[key] = self.counts.get(key, 0) + n
+        self.done += n
+
     def record_finding(self, finding: Finding) -> None:
         """Count one finding."""
         self.severities[finding.severity] = self.severities.get(finding.severity, 0) + 1
@@ -379,7 +385,14 @@ async def run_scan(config: ScanConfig, observer: ScanObserver, event_loop: str) 
         if config.syn:  # --syn: the SYN engine runs TCP discovery, a connect Engine the rest
             from scanner.syn import SynEngine  # noqa: PLC0415
 
-            first = SynEngine(options, tracker.sink(assembler.add))
+            # Closed ports that are neither listed nor checkpointed are only counted: the SYN
+            # engine hands over a read's worth of resets at once
+            closed = None
+            if not listed_closed and progress is None:
+                closed = assembler.closed_sink(
+                    lambda n: tally.record_many(Transport.TCP, PortState.CLOSED, n)
+                )
+            first = SynEngine(options, tracker.sink(assembler.add), closed)
         else:
             first = Engine(options, tracker.sink(assembler.add))
         stats = await first.run(tracker.source(progress.walk() if progress is not None else plan))

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
+import math
 import random
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from scanner.engine import Engine, EngineOptions, EngineStats, ObservationSink
-from scanner.ladder import MIN_ADAPTED_WAIT
 from scanner.models import PortObservation, PortState, ProbeTarget, Reason, Transport
 from scanner.packets import (
     ACK,
@@ -39,6 +40,7 @@ from scanner.packets import (
     parse_answer,
     parse_unreachable,
 )
+from scanner.synstate import Deadlines, SynFlight, SynTimer
 from scanner.transport import LOCAL_RESOURCE_ERRNOS, icmp4_unreach_reason, local_error_outcome
 
 SYN_MAX_INFLIGHT = 1 << 16
@@ -48,83 +50,45 @@ _BATCH = 256  # SYNs sent between two reads of the reply sockets (the kernel que
 _SLICE = 4096  # SYNs sent before the loop gets a turn (the connect engine, timers, signals)
 _RESOURCE_BACKOFF_S = 0.005
 _ROUTE_CACHE = 1 << 17
-
-
-class _Syn:
-    """One SYN probe awaiting its answer."""
-
-    __slots__ = ("attempt", "cookie", "first", "route", "sent", "target")
-
-    def __init__(self, target: ProbeTarget, route: Route, cookie: int) -> None:
-        self.target = target
-        self.route = route
-        self.cookie = cookie
-        self.attempt = 0
-        self.first = 0.0
-        self.sent = 0.0
-
-
-class SynTimer:
-    """How long a SYN waits for its answer: the smoothed round trip plus four deviations
-    (RFC 6298, as nmap's timing), at least MIN_ADAPTED_WAIT, at most --timeout, doubled for
-    each retransmission. Until `min_samples` answers were measured it is --timeout.
-
-    An answer to the first SYN is an exact sample. An answer after a retransmission is
-    ambiguous (the cookie is the same); it counts from the first SYN, the longer reading, so
-    a slow host raises the wait rather than being called filtered early.
-    """
-
-    __slots__ = ("_ceiling", "_min_samples", "_rttvar", "_samples", "_srtt", "wait")
-
-    def __init__(self, timeout: float, min_samples: int = 4) -> None:
-        self._ceiling = timeout
-        self._min_samples = min_samples
-        self._srtt = 0.0
-        self._rttvar = 0.0
-        self._samples = 0
-        self.wait = timeout
-        """The current wait of a first SYN."""
-
-    def sample(self, rtt: float) -> None:
-        """Fold one measured round trip into the estimate."""
-        if self._samples == 0:
-            self._srtt, self._rttvar = rtt, rtt / 2
-        else:
-            self._rttvar += (abs(self._srtt - rtt) - self._rttvar) / 4
-            self._srtt += (rtt - self._srtt) / 8
-        self._samples += 1
-        if self._samples >= self._min_samples:
-            adapted = max(MIN_ADAPTED_WAIT, self._srtt + 4 * self._rttvar)
-            self.wait = min(self._ceiling, adapted)
-
-    def attempt_wait(self, attempt: int) -> float:
-        """The wait of the given attempt (1, 2, ...)."""
-        return self.wait * (1 << (attempt - 1))
+_ANSWER_BYTES = 128  # what the BPF filter passes of a segment
+_MIN_SEGMENT = 40  # an IPv4 header and a TCP header
+_TCP, _INET = Transport.TCP, socket.AF_INET
+_OPEN, _CLOSED = PortState.OPEN, PortState.CLOSED
+_RESET, _SYN_ACK = Reason.RESET, Reason.SYN_ACK
 
 
 class SynEngine:
     """Runs a scan's probes as `Engine` does, with TCP discovery by raw SYN packets.
 
     The same interface as `Engine`: `run(probes) -> EngineStats`; each port's observation goes
-    to the sink, which may return follow-up probes. TCP discovery (probe 0) of IPv4 targets is
-    a SYN; everything else (UDP, IPv6, the follow-ups of open ports, and with `banner_wait` the
-    connect that reads an open port's banner) runs through one connect `Engine` alongside.
+    to the sink, which may return follow-up probes. With `closed`, the SYNs answered by a
+    reset are not observed one by one: each read of the replies hands their hosts (and the
+    shortest round trip) to `closed` at once, for a scan that only counts closed ports.
+
+    TCP discovery (probe 0) of IPv4 targets is a SYN; everything else (UDP, IPv6, the
+    follow-ups of open ports, and with `banner_wait` the connect that reads an open port's
+    banner) runs through one connect `Engine` alongside.
     """
 
-    def __init__(self, options: EngineOptions, sink: ObservationSink) -> None:
+    def __init__(
+        self,
+        options: EngineOptions,
+        sink: ObservationSink,
+        closed: Callable[[list[str], float], None] | None = None,
+    ) -> None:
         self._options = options
         self._sink = sink
+        self._closed = closed
         self.stats = EngineStats(inflight_cap=SYN_MAX_INFLIGHT)
         self._cookie = Cookies()
         self._source_port = random.SystemRandom().randrange(32768, 61000)
         self._routes: dict[str, Route] = {}
-        self._flights: dict[int, _Syn] = {}
-        # Sends of each attempt in the order made (sent at, key, attempt): the wait is applied
-        # when the queue is read, so a wait that adapts down settles older silence at once.
-        self._deadlines: dict[int, deque[tuple[float, int, int]]] = {}
-        self._retry: deque[_Syn] = deque()
+        self._flights: dict[int, SynFlight] = {}
+        self._deadlines = Deadlines()
+        self._retry: deque[SynFlight] = deque()
         self._timer = SynTimer(options.timeout)
         self._packet = new_packet()
+        self._buffer = bytearray(_ANSWER_BYTES)
         self._source: Iterator[ProbeTarget] = iter(())
         self._source_done = False
         self._lane_pending = 0
@@ -232,18 +196,21 @@ class SynEngine:
         rate = self._options.rate
         return max(1.0, rate / 20) if rate else 0.0
 
-    def _take_token(self) -> bool:
+    def _take_tokens(self, wanted: int) -> int:
+        """Up to `wanted` tokens of --rate (all of them without one); 0 schedules the pump
+        for when the next token is due."""
         rate = self._options.rate
         if not rate:
-            return True
+            return wanted
         now = time.monotonic()
         self._tokens = min(self._bucket_size(), self._tokens + (now - self._token_time) * rate)
         self._token_time = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        self._schedule_pump((1.0 - self._tokens) / rate)
-        return False
+        granted = min(wanted, int(self._tokens))
+        if granted:
+            self._tokens -= granted
+        else:
+            self._schedule_pump((1.0 - self._tokens) / rate)
+        return granted
 
     def _schedule_pump(self, delay: float = 0.0) -> None:
         if self._pump_handle is not None or self._loop is None:
@@ -253,22 +220,13 @@ class SynEngine:
         else:
             self._pump_handle = self._loop.call_soon(self._pump)
 
-    def _next_target(self) -> ProbeTarget | None:
-        if self._source_done:
-            return None
-        try:
-            return next(self._source)
-        except StopIteration:
-            self._source_done = True
-            return None
-
     def _pump(self) -> None:
         self._pump_handle = None
         sent = 0
         try:
             while sent < _SLICE:
                 if self._retry:
-                    if not self._take_token():
+                    if not self._take_tokens(1):
                         break
                     flight = self._retry.popleft()
                     key = (flight.route.address << 16) | flight.target.port
@@ -276,23 +234,25 @@ class SynEngine:
                         continue  # answered while it waited for its retransmission
                     if not self._send(flight):
                         break
-                elif (
-                    len(self._flights) >= SYN_MAX_INFLIGHT
-                    or self._lane_pending >= self._lane_limit
-                    or not self._take_token()
-                ):
+                    sent += 1
+                    if sent % _BATCH == 0:
+                        self._read_replies()
+                    continue
+                room = min(
+                    _BATCH,
+                    SYN_MAX_INFLIGHT - len(self._flights),
+                    self._lane_limit - self._lane_pending,
+                )
+                granted = self._take_tokens(room) if room > 0 else 0
+                if not granted:
                     break
-                else:
-                    target = self._next_target()
-                    if target is None:
-                        if self._options.rate:
-                            self._tokens += 1.0  # unused
-                        break
-                    if not self._start(target):
-                        break
-                sent += 1
-                if sent % _BATCH == 0:
-                    self._read_replies()
+                taken, more = self._start_batch(granted)
+                if self._options.rate:
+                    self._tokens += granted - taken  # unused
+                sent += taken
+                if not more:
+                    break
+                self._read_replies()
             else:
                 self._schedule_pump()  # more to send: after the loop's other work
             self._read_replies()
@@ -310,113 +270,188 @@ class SynEngine:
             route = self._routes[host] = Route(socket.inet_aton(host), source, self._source_port)
         return route
 
-    def _start(self, target: ProbeTarget) -> bool:
-        """Start one probe of the plan; False when it must wait (local resources)."""
-        if target.probe or target.transport is not Transport.TCP or target.family != socket.AF_INET:
-            self._to_connect((target,))
-            return True
-        try:
-            route = self._route(target.host)
-        except OSError as exc:  # no route to the target: the kernel's own verdict
-            self.stats.started += 1
-            self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
-            return True
-        flight = _Syn(target, route, self._cookie(route.address, target.port, self._source_port))
-        self._flights[(route.address << 16) | target.port] = flight
-        self.stats.started += 1
-        self.stats.peak_inflight = max(self.stats.peak_inflight, len(self._flights))
-        return self._send(flight)
+    def _start_batch(self, room: int) -> tuple[int, bool]:
+        """Start up to `room` probes of the plan: SYNs for IPv4 TCP discovery, the rest to the
+        connect lane. Returns (probes taken, whether to go on: False when the plan is done or
+        a probe must wait for local resources or for room in the connect lane)."""
+        targets = list(itertools.islice(self._source, room))
+        if len(targets) < room:
+            self._source_done = True
+        assert self._sockets is not None
+        flights, routes, stats = self._flights, self._routes, self.stats
+        cookie_of, packet, source_port = self._cookie, self._packet, self._source_port
+        sendto, monotonic = self._sockets.sender.sendto, time.monotonic
+        keys: list[int] = []
+        now = 0.0
+        for index, target in enumerate(targets):
+            if target.probe or target.transport is not _TCP or target.family != _INET:
+                if self._lane_pending >= self._lane_limit:
+                    self._put_back(targets[index:])
+                    return self._started(keys, now, index), False
+                self._to_connect((target,))
+                continue
+            host, port = target.host, target.port
+            route = routes.get(host)
+            if route is None:
+                try:
+                    route = self._route(host)
+                except OSError as exc:  # no route to the target: the kernel's own verdict
+                    stats.started += 1
+                    self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
+                    continue
+            key = (route.address << 16) | port
+            cookie = cookie_of(route.address, port, source_port)
+            fill_syn(packet, route, source_port, port, cookie)
+            try:
+                sendto(packet, (host, 0))
+            except OSError as exc:
+                flight = flights[key] = SynFlight(target, route, cookie)
+                stats.started += 1
+                if not self._send_failed(flight, key, exc):
+                    self._put_back(targets[index + 1 :])
+                    return self._started(keys, now, index + 1), False
+                continue
+            now = monotonic()
+            flights[key] = SynFlight(target, route, cookie, 1, now)
+            keys.append(key)
+        return self._started(keys, now, len(targets)), not self._source_done
 
-    def _send(self, flight: _Syn) -> bool:
-        """Send a flight's SYN (again); False when this machine is out of buffers for now."""
+    def _started(self, keys: list[int], sent_by: float, taken: int) -> int:
+        """Book a batch of first SYNs: counts, and one deadline entry for all of them (the
+        last one's send time: none of them is called silent early)."""
+        if keys:
+            stats = self.stats
+            stats.started += len(keys)
+            stats.attempts += len(keys)
+            stats.peak_inflight = max(stats.peak_inflight, len(self._flights))
+            self._deadlines.add(sent_by, keys, 1)
+        return taken
+
+    def _put_back(self, targets: list[ProbeTarget]) -> None:
+        """Targets taken from the plan but not started: first in line next time."""
+        if targets:
+            self._source = itertools.chain(targets, self._source)
+            self._source_done = False
+
+    def _send(self, flight: SynFlight) -> bool:
+        """Send a flight's SYN again; False when this machine is out of buffers for now."""
         route, target = flight.route, flight.target
+        key = (route.address << 16) | target.port
         fill_syn(self._packet, route, self._source_port, target.port, flight.cookie)
         assert self._sockets is not None
         try:
             self._sockets.sender.sendto(self._packet, (target.host, 0))
         except OSError as exc:
-            key = (route.address << 16) | target.port
-            if exc.errno in LOCAL_RESOURCE_ERRNOS or exc.errno == errno.EWOULDBLOCK:
-                self.stats.resource_waits += 1
-                self._retry.appendleft(flight)
-                self._schedule_pump(_RESOURCE_BACKOFF_S)
-                return False
-            del self._flights[key]
-            flight.attempt += 1
-            self._observe(target, *local_error_outcome(exc.errno or 0), None, flight.attempt)
-            return True
+            return self._send_failed(flight, key, exc)
         flight.attempt += 1
         flight.sent = now = time.monotonic()
         if flight.attempt == 1:
             flight.first = now
         self.stats.attempts += 1
-        queue = self._deadlines.get(flight.attempt)
-        if queue is None:
-            queue = self._deadlines[flight.attempt] = deque()
-        queue.append((now, (route.address << 16) | target.port, flight.attempt))
+        self._deadlines.add(now, [key], flight.attempt)
+        return True
+
+    def _send_failed(self, flight: SynFlight, key: int, exc: OSError) -> bool:
+        """A SYN the kernel did not take: out of buffers, it waits in line (False: stop
+        sending for a moment); any other error is the port's observation."""
+        if exc.errno in LOCAL_RESOURCE_ERRNOS or exc.errno == errno.EWOULDBLOCK:
+            self.stats.resource_waits += 1
+            self._retry.appendleft(flight)
+            self._schedule_pump(_RESOURCE_BACKOFF_S)
+            return False
+        del self._flights[key]
+        flight.attempt += 1
+        self._observe(flight.target, *local_error_outcome(exc.errno or 0), None, flight.attempt)
         return True
 
     # ----------------------------------------------------------------- answers
 
     def _read_replies(self) -> None:
         """Every queued SYN-ACK and RST (the BPF filter let only those to our port through)."""
-        flights, source_port = self._flights, self._source_port
+        sockets = self._sockets
+        if sockets is None:
+            return
+        flights, source_port, buffer = self._flights, self._source_port, self._buffer
+        recv_into, answer, closed = sockets.replies.recv_into, self._answer, self._closed
+        timer, monotonic = self._timer, time.monotonic
+        answered = False
+        hosts: list[str] = []  # closed, for `closed`
+        shortest = math.inf
         try:
-            replies = self._sockets.replies if self._sockets is not None else None
-            while replies is not None:
+            while True:
                 try:
-                    data = replies.recv(128)
+                    size = recv_into(buffer)
                 except (BlockingIOError, InterruptedError):
-                    return
-                address, port, dport, ack, flags = parse_answer(data)
-                flight = flights.get((address << 16) | port)
+                    break
+                if size < _MIN_SEGMENT:
+                    continue
+                address, port, dport, ack, flags = parse_answer(buffer)
+                key = (address << 16) | port
+                flight = flights.get(key)
                 if (
                     flight is None
                     or dport != source_port
                     or (ack - 1) & 0xFFFFFFFF != flight.cookie  # the cookie is the key's
                 ):
                     continue
-                if flags & RST:
-                    self._answer(flight, PortState.CLOSED, Reason.RESET)
+                if flags & RST and closed is not None:  # `_answer`, counted in bulk
+                    del flights[key]
+                    now = monotonic()
+                    rtt = now - flight.sent
+                    timer.sample(rtt if flight.attempt == 1 else now - flight.first)
+                    hosts.append(flight.target.host)
+                    shortest = min(shortest, rtt)
+                elif flags & RST:
+                    answer(flight, key, _CLOSED, _RESET)
+                    answered = True
                 elif flags & (SYN | ACK) == SYN | ACK:
-                    self._answer(flight, PortState.OPEN, Reason.SYN_ACK)
+                    answer(flight, key, _OPEN, _SYN_ACK)
+                    answered = True
+            if hosts and closed is not None:
+                answered = True
+                self.stats.finished += len(hosts)
+                closed(hosts, shortest)
         except Exception as exc:
             self._fail_run(exc)
+        if answered:
+            self._schedule_pump()
 
     def _read_errors(self) -> None:
         """ICMP destination unreachable quoting one of our SYNs: filtered, with its reason."""
+        answered = False
         try:
             errors = self._sockets.errors if self._sockets is not None else None
             while errors is not None:
                 try:
                     data = errors.recv(256)
                 except (BlockingIOError, InterruptedError):
-                    return
+                    break
                 quoted = parse_unreachable(data)
                 if quoted is None:
                     continue
                 address, port, sport, seq, code = quoted
-                flight = self._flights.get((address << 16) | port)
+                key = (address << 16) | port
+                flight = self._flights.get(key)
                 if flight is None or sport != self._source_port or seq != flight.cookie:
                     continue
-                self._answer(flight, PortState.FILTERED, icmp4_unreach_reason(code))
+                self._answer(flight, key, PortState.FILTERED, icmp4_unreach_reason(code))
+                answered = True
         except Exception as exc:
             self._fail_run(exc)
+        if answered:
+            self._schedule_pump()
 
-    def _answer(self, flight: _Syn, state: PortState, reason: Reason) -> None:
-        target = flight.target
-        del self._flights[(flight.route.address << 16) | target.port]
+    def _answer(self, flight: SynFlight, key: int, state: PortState, reason: Reason) -> None:
+        del self._flights[key]
         now = time.monotonic()
         rtt = now - flight.sent
         self._timer.sample(rtt if flight.attempt == 1 else now - flight.first)
-        if state is PortState.OPEN and self._options.banner_wait:
+        if state is _OPEN and self._options.banner_wait:
             # The banner needs a connection: the connect engine's discovery probe reads it.
             self.stats.finished += 1
-            self._to_connect((target,))
+            self._to_connect((flight.target,))
         else:
-            self._observe(target, state, reason, rtt, flight.attempt)
-        if not self._pump_handle:
-            self._schedule_pump()
+            self._observe(flight.target, state, reason, rtt, flight.attempt)
 
     def _observe(  # noqa: PLR0917 - one observation's fields
         self,
@@ -430,7 +465,7 @@ class SynEngine:
         self.stats.finished += 1
         follow_ups = self._sink(
             PortObservation(
-                target.host, target.port, Transport.TCP, state, reason, rtt, attempts, None, error
+                target.host, target.port, _TCP, state, reason, rtt, attempts, None, error
             )
         )
         if follow_ups:
@@ -441,21 +476,19 @@ class SynEngine:
         self._read_replies()
         now = time.monotonic()
         retries = self._options.retries
+        flights = self._flights
         try:
-            for attempt_of_queue, queue in self._deadlines.items():
-                sent_by = now - self._timer.attempt_wait(attempt_of_queue)
-                while queue and queue[0][0] <= sent_by:
-                    _, key, attempt = queue.popleft()
-                    flight = self._flights.get(key)
-                    if flight is None or flight.attempt != attempt:
-                        continue
-                    if attempt <= retries:
-                        self._retry.append(flight)
-                    else:
-                        del self._flights[key]
-                        self._observe(
-                            flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
-                        )
+            for key, attempt in self._deadlines.expired(now, self._timer):
+                flight = flights.get(key)
+                if flight is None or flight.attempt != attempt:
+                    continue
+                if attempt <= retries:
+                    self._retry.append(flight)
+                else:
+                    del flights[key]
+                    self._observe(
+                        flight.target, PortState.FILTERED, Reason.NO_RESPONSE, None, attempt
+                    )
         except Exception as exc:
             self._fail_run(exc)
         if self._retry:

@@ -211,3 +211,34 @@ def test_the_syn_wait_follows_measured_round_trips_within_its_floor_and_ceiling(
     for _ in range(8):
         timer.sample(5.0)
     assert timer.wait == 1.0
+
+
+def test_closed_ports_counted_in_bulk_match_the_listed_ones(netns: Netns) -> None:
+    # Given one open port among 200 closed ones on .1, silence on .2, a reject on .3
+    netns.serve("tcp:127.0.0.1:2300")
+    netns.nft(STATES)
+    args = ("--syn", "--no-db", "--timeout", "0.3", "--retries", "1", "-p", "2200-2400")
+    # When the same scan runs without --all-states (closed ports only counted, in bulk)
+    # and with it (each closed port observed and listed)
+    code, counted, stderr = netns.scan(*args, "127.0.0.1-3")
+    assert code == 0, stderr
+    code, listed, stderr = netns.scan(*args, "--all-states", "127.0.0.1-3")
+    assert code == 0, stderr
+    validate(counted)
+    # Then both count the same states, and list the same ports that are not closed
+    tcp = {"open": 1, "closed": 200, "filtered": 402, "open|filtered": 0}
+    assert counted["summary"]["states_by_proto"]["tcp"] == tcp
+    assert listed["summary"]["states_by_proto"]["tcp"] == tcp
+    assert counted["summary"]["probes_done"] == listed["summary"]["probes_done"] == 603
+
+    def rows(doc: dict[str, object], closed: bool) -> set[tuple[str, int, str, str]]:
+        return {
+            (r["host"], r["port"], r["state"], r["reason"])
+            for r in doc["results"]  # type: ignore[attr-defined]
+            if (r["state"] == "closed") == closed
+        }
+
+    assert rows(counted, closed=False) == rows(listed, closed=False)
+    assert ("127.0.0.1", 2300, "open", "syn-ack") in rows(counted, closed=False)
+    assert rows(counted, closed=True) == set()
+    assert len(rows(listed, closed=True)) == 200
