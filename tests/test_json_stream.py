@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -261,3 +262,20 @@ def test_a_finding_on_every_host_of_a_large_sweep_fits_the_memory_of_no_document
     assert len(doc["results"]) == len(doc["findings"]) == HOSTS
     assert {f["service_id"] for f in doc["findings"]} == {"daytime"}
     assert all(len(f["evidence"]["response_hex"]) == 2 * 4096 for f in doc["findings"])
+
+
+def test_a_device_that_seeks_but_cannot_truncate_is_written_as_a_stream() -> None:
+    # /dev/null seeks, but truncate() fails there (EINVAL): `--json - > /dev/null` and
+    # `--json /dev/null` once ended as "internal error", exit 3
+    command = [sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "-p", "T:9"]
+    for extra, stdout in ((["--json", "-"], "/dev/null"), (["--json", "/dev/null"], None)):
+        with open(stdout or os.devnull, "wb") as sink:
+            done = subprocess.run(
+                [*command, *extra, "127.0.0.1"],
+                stdout=sink if stdout else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=False,
+                check=False,
+            )
+        assert done.returncode == 0, done.stderr
+        assert not done.stderr

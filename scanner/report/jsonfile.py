@@ -21,8 +21,11 @@ in memory. The writer is given its stream; it never opens or names a file.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -197,8 +200,18 @@ class JsonResultWriter:
 
 
 def _seekable(stream: IO[bytes]) -> bool:
+    """Rewritable in place: a regular file (or an in-memory one), at its start. /dev/null and
+    other devices seek but cannot be truncated: they are written as a stream."""
     try:
-        return stream.seekable() and stream.tell() == 0
+        if not (stream.seekable() and stream.tell() == 0):
+            return False
+        fileno = stream.fileno()
+    except io.UnsupportedOperation:
+        return True  # in memory (BytesIO): seeks and truncates
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fileno).st_mode)
     except OSError:
         return False
 
