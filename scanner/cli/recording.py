@@ -46,7 +46,8 @@ class WriterRecorder:
         self._tally = tally
         self.scan_id = info.id
         started = ",".join(model_json(u) for u in unresolved)
-        self._writer.send(b"s", f'{{"info":{model_json(info)},"unresolved":[{started}]}}'.encode())
+        body = f'{{"info":{model_json(info)},"unresolved":[{started}]}}'.encode()
+        self._writer.send(b"s", body, flush=True)  # recorded while the scan runs
 
     def result(self, result: PortResult) -> None:
         from scanner.store.records import model_json  # noqa: PLC0415

@@ -32,7 +32,7 @@ import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -131,13 +131,16 @@ class WriterProcess:
 # ------------------------------------------------------------------ the writer's side
 
 
-def serve(store: Store, lines: Iterable[bytes], reply: Callable[[str], None]) -> None:
-    """Apply the scan's messages to the store until `e` (then reply `done`) or the end of
-    input (the scan died: what it sent is committed without a checkpoint)."""
+def serve(store: Store, lines: Iterable[bytes]) -> bool:
+    """Apply the scan's messages to the store until `e` (True: the caller replies `done`) or
+    the end of input (False: the scan died; what it sent is committed without a
+    checkpoint)."""
     from scanner.models import Finding, PortResult, ScanInfo, ScanSummary  # noqa: PLC0415
     from scanner.models import UnresolvedTargetResult as Unresolved  # noqa: PLC0415
     from scanner.store.writer import StoreWriter  # noqa: PLC0415
 
+    for model in (ScanInfo, Unresolved, PortResult, Finding, ScanSummary):
+        model.model_rebuild()  # their validators now, while the scan still starts up
     writer: StoreWriter | None = None
     for line in lines:
         kind, data = line[:1], json.loads(line[1:])
@@ -155,10 +158,10 @@ def serve(store: Store, lines: Iterable[bytes], reply: Callable[[str], None]) ->
             writer.flush(data["checkpoint"], data["done"])
         elif kind == b"e":
             writer.close(data["complete"], ScanSummary.model_validate(data["summary"]))
-            reply("done")
-            return
+            return True
     if writer is not None:
         writer.flush()
+    return False
 
 
 def read_url(lines: IO[bytes]) -> str | None:
