@@ -127,6 +127,9 @@ def cases_for(scan: list[str], python: str, iana: Path | None) -> list[Case]:
                     iana=csv,
                 )
             )
+    # The history's share: the same one-port scan without it (no goal of its own)
+    no_db = [*scan, "-q", "--no-db", "-p", f"T:{port}", "127.0.0.1"]
+    cases.append(Case(f"`scan -q --no-db -p T:{port} 127.0.0.1`, warm cache", no_db, cache="warm"))
     return cases
 
 
