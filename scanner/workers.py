@@ -1,9 +1,17 @@
 """Local worker processes: the shards of one scan on this machine's cores (`--workers N`).
 
-Each worker is a spawned process running its slice on its own event loop; its batches come
-back over a pipe and go to the one `ShardMerger`. A worker that dies before its last batch
-fails the scan loudly (ShardLostError, naming the worker and its pid); whatever it sent
-before is kept.
+Each worker is a process running its slice on its own event loop; its batches come back over
+a pipe and go to the one `ShardMerger`. A worker that dies before its last batch fails the
+scan loudly (ShardLostError, naming the worker and its pid); whatever it sent before is kept.
+
+Workers are forked before the coordinator's event loop starts (`ProcessRunner.fork`): a
+forked worker has every module and the scan's config already, so its first probe leaves a
+few milliseconds after the fork instead of after a fresh interpreter imported the scan stack
+and rebuilt the config (a quarter of a second, on both cores at once). The descriptors it
+inherits (output files, the history writer's pipes, the other workers' pipes) are pointed at
+/dev/null, so that it neither writes to them nor keeps them open. Where forking is not safe
+(another thread already runs) or the workers are started from inside the running loop, they
+are spawned as before.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -40,6 +49,30 @@ def _slice_main(build: ConfigBuilder, spec: ShardSpec, conn: Connection, event_l
         conn.close()
 
 
+def _forked_main(
+    config: ScanConfig, spec: ShardSpec, conn: Connection, event_loop: str, foreign: list[int]
+) -> None:
+    """A forked worker: let go of the coordinator's descriptors, then run its slice with the
+    coordinator's config (run_slice narrows it to the shard)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in foreign:
+        # dup2, not close: a file object of the coordinator's keeps its number, so nothing
+        # can ever reach a descriptor this worker opens later under that number
+        with contextlib.suppress(OSError):
+            os.dup2(null, fd, inheritable=False)
+    os.close(null)
+    _slice_main(lambda _spec: config, spec, conn, event_loop)
+
+
+def _open_descriptors() -> set[int]:
+    """This process's open file descriptors but the standard three."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return set()
+    return {int(name) for name in names if int(name) > 2}
+
+
 def _death(process: BaseProcess) -> str:
     code = process.exitcode
     if code is not None and code < 0:
@@ -49,16 +82,42 @@ def _death(process: BaseProcess) -> str:
 
 
 class ProcessRunner:
-    """Runs shards in spawned local processes, one per shard."""
+    """Runs shards in local processes, one per shard: forked before the loop (`fork`), else
+    spawned when `run` starts."""
 
     def __init__(self, build: ConfigBuilder, event_loop: str) -> None:
         self.build = build
         self.event_loop = event_loop
         self.pids: dict[int, int] = {}
         """Worker pid by shard number, once started."""
+        self._forked: dict[int, tuple[BaseProcess, Connection]] = {}
+
+    def fork(self, shards: Sequence[ShardSpec], config: ScanConfig) -> bool:
+        """Fork a worker per shard now, each with `config` (the coordinator's: the slice is
+        applied by run_slice). Call it before any event loop runs, with the standard streams
+        flushed (a forked worker flushes them again as it ends); False (nothing started)
+        when forking is not safe here: another thread runs, or no fork on this platform."""
+        if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return False
+        context = multiprocessing.get_context("fork")
+        for spec in shards:
+            reader, writer = context.Pipe(duplex=False)
+            foreign = sorted(_open_descriptors() - {writer.fileno()})
+            process = context.Process(
+                target=_forked_main,
+                args=(config, spec, writer, self.event_loop, foreign),
+                name=f"ghostport-worker-{spec.shard}",
+                daemon=True,
+            )
+            process.start()
+            writer.close()
+            self._forked[spec.shard] = (process, reader)
+            self.pids[spec.shard] = process.pid or 0
+        return True
 
     async def run(self, shards: Sequence[ShardSpec], merger: ShardMerger) -> None:
-        """Start one process per shard; merge their batches until every one finished."""
+        """Start one process per shard (unless forked already); merge their batches until
+        every one finished."""
         context = multiprocessing.get_context("spawn")
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[None] = loop.create_future()
@@ -101,26 +160,33 @@ class ProcessRunner:
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                     loop.call_soon_threadsafe(exited, spec)
 
+        forked, self._forked = self._forked, {}
         try:
             for spec in shards:
-                reader, writer = context.Pipe(duplex=False)
-                process = context.Process(
-                    target=_slice_main,
-                    args=(self.build, spec, writer, self.event_loop),
-                    name=f"ghostport-worker-{spec.shard}",
-                    daemon=True,
-                )
-                process.start()
-                writer.close()
+                if spec.shard in forked:
+                    process, reader = forked.pop(spec.shard)
+                else:
+                    reader, writer = context.Pipe(duplex=False)
+                    process = context.Process(
+                        target=_slice_main,
+                        args=(self.build, spec, writer, self.event_loop),
+                        name=f"ghostport-worker-{spec.shard}",
+                        daemon=True,
+                    )
+                    process.start()
+                    writer.close()
+                    self.pids[spec.shard] = process.pid or 0
                 running[spec.shard] = process
-                self.pids[spec.shard] = process.pid or 0
                 threading.Thread(target=listen, args=(spec, process, reader), daemon=True).start()
             await outcome
         finally:
-            for started in running.values():
+            unused = [process for process, _ in forked.values()]  # forked, but not asked for
+            for _, reader in forked.values():
+                reader.close()
+            for started in [*running.values(), *unused]:
                 if started.is_alive():
                     started.terminate()
-            for started in running.values():
+            for started in [*running.values(), *unused]:
                 started.join(2)
                 if started.is_alive():
                     started.kill()

@@ -65,14 +65,17 @@ def test_two_workers_give_the_results_of_one_in_one_document() -> None:
 
 
 def _workers_of(scan: psutil.Process) -> list[psutil.Process]:
-    """The scan's spawned worker processes (not multiprocessing's resource tracker)."""
+    """The scan's worker processes: forked (the scan's own command line) or spawned (not
+    multiprocessing's resource tracker)."""
     found = []
+    own = scan.cmdline()
     for child in scan.children(recursive=True):
         try:
-            cmdline = " ".join(child.cmdline())
+            cmdline = child.cmdline()
         except psutil.Error:
             continue
-        if "spawn_main" in cmdline and "resource_tracker" not in cmdline:
+        text = " ".join(cmdline)
+        if cmdline == own or ("spawn_main" in text and "resource_tracker" not in text):
             found.append(child)
     return found
 

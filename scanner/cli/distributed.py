@@ -4,7 +4,10 @@ workers) and `ghostport worker`. Celery is imported only on the --broker and wor
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from functools import partial
@@ -16,7 +19,7 @@ from scanner.cli.recording import FinishingObserver, History
 from scanner.cli.scan_parser import build_scan_parser
 from scanner.errors import UsageError
 from scanner.models import PortResult, ScanSummary
-from scanner.scan import ScanConfig, run_scan
+from scanner.scan import ScanConfig
 from scanner.shards import (
     ShardSpec,
     finished_shards,
@@ -142,28 +145,38 @@ def sharded_scan(
     seen: list[PortResult] = list(history.replay.results) if history.replay else []
     for_workers = shard_argv(argv)
     vantages = vantages_from(args)
+    local: Any = None
+    shards: list[ShardSpec] = []
+    if url is None:
+        parts = parts_done or args.workers or os.cpu_count() or 1
+        shards = plan_shards(parts, config.targets, config.excludes, {})
+        if not parts_done and args.workers is None:
+            # Decided before the scan's loop starts (on a loop of its own), so that the
+            # workers can be forked with everything loaded (scanner/workers.py)
+            _, total, _ = asyncio.run(plan_totals(config, shards[:1]))
+            if parts < 2 or total < AUTO_MIN_PROBES:
+                return None
+        from scanner.workers import ProcessRunner  # noqa: PLC0415
 
-    async def coordinate(event_loop: str) -> object:  # the stats of a one-process run
+        local = ProcessRunner(
+            partial(shard_config, tuple(for_workers), config.seed), config.event_loop
+        )
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        local.fork([s for s in shards if s.shard not in finished], config)
+
+    async def coordinate(event_loop: str) -> object:
+        runner, planned = local, shards
         if url is not None:
             from scanner.cluster.runner import CeleryRunner  # noqa: PLC0415 - Celery here only
 
             parts = parts_done or args.shards or 2
-            shards = plan_shards(parts, config.targets, config.excludes, vantages)
-            runner: Any = CeleryRunner(url, for_workers, config.seed, args.shard_timeout)
+            planned = plan_shards(parts, config.targets, config.excludes, vantages)
+            runner = CeleryRunner(url, for_workers, config.seed, args.shard_timeout)
             await runner.check()
-        else:
-            parts = parts_done or args.workers or os.cpu_count() or 1
-            shards = plan_shards(parts, config.targets, config.excludes, {})
-            if not parts_done and args.workers is None:
-                _, total, _ = await plan_totals(config, shards[:1])
-                if parts < 2 or total < AUTO_MIN_PROBES:
-                    return await run_scan(config, observer, event_loop)
-            from scanner.workers import ProcessRunner  # noqa: PLC0415
-
-            build = partial(shard_config, tuple(for_workers), config.seed)
-            runner = ProcessRunner(build, event_loop)
         await run_sharded(
-            config, observer, event_loop, shards, runner, finished, seen, url is not None
+            config, observer, event_loop, planned, runner, finished, seen, url is not None
         )
         return None
 

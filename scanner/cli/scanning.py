@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 from collections.abc import Callable, Coroutine, Sequence
@@ -178,6 +179,10 @@ def run_scan_command(
         line_format=args.line_format,
     )
     observer = ObserverHub([console, *history.observers()])
+    # What is loaded by now (modules, profiles, registry, config) lives as long as the scan:
+    # the collector need not walk it again and again while probes allocate, nor touch (and
+    # so copy) its pages in forked workers
+    gc.freeze()
     from scanner.cli.distributed import sharded_scan  # noqa: PLC0415
 
     scan = sharded_scan(args, argv, config, observer, history) or (
