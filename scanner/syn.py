@@ -48,12 +48,10 @@ SYN_MAX_INFLIGHT = 1 << 16
 
 _BATCH = 256  # SYNs sent between two reads of the reply sockets (the kernel queues the rest)
 _SLICE = 4096  # SYNs sent before the loop gets a turn (the connect engine, timers, signals)
-_RESOURCE_BACKOFF_S = 0.005
-_ROUTE_CACHE = 1 << 17
+_RESOURCE_BACKOFF_S, _ROUTE_CACHE = 0.005, 1 << 17
 _ANSWER_BYTES = 128  # what the BPF filter passes of a segment
 _MIN_SEGMENT = 40  # an IPv4 header and a TCP header
-_TCP, _INET = Transport.TCP, socket.AF_INET
-_OPEN, _CLOSED = PortState.OPEN, PortState.CLOSED
+_TCP, _INET, _OPEN, _CLOSED = Transport.TCP, socket.AF_INET, PortState.OPEN, PortState.CLOSED
 _RESET, _SYN_ACK = Reason.RESET, Reason.SYN_ACK
 
 
@@ -373,10 +371,12 @@ class SynEngine:
             return
         flights, source_port, buffer = self._flights, self._source_port, self._buffer
         recv_into, answer, closed = sockets.replies.recv_into, self._answer, self._closed
-        timer, monotonic = self._timer, time.monotonic
         answered = False
         hosts: list[str] = []  # closed, for `closed`
         shortest = math.inf
+        # One clock reading and one round-trip sample per read (TCP samples once a window):
+        # what was queued arrived by now, and the wait needs a steady estimate, not every reset
+        now, sample = time.monotonic(), None
         try:
             while True:
                 try:
@@ -396,9 +396,9 @@ class SynEngine:
                     continue
                 if flags & RST and closed is not None:  # `_answer`, counted in bulk
                     del flights[key]
-                    now = monotonic()
                     rtt = now - flight.sent
-                    timer.sample(rtt if flight.attempt == 1 else now - flight.first)
+                    if sample is None:  # the first of this read
+                        sample = rtt if flight.attempt == 1 else now - flight.first
                     hosts.append(flight.target.host)
                     shortest = min(shortest, rtt)
                 elif flags & RST:
@@ -407,6 +407,8 @@ class SynEngine:
                 elif flags & (SYN | ACK) == SYN | ACK:
                     answer(flight, key, _OPEN, _SYN_ACK)
                     answered = True
+            if sample is not None:
+                self._timer.sample(sample)
             if hosts and closed is not None:
                 answered = True
                 self.stats.finished += len(hosts)
