@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -256,10 +255,11 @@ class Profile:
 
 def bundled_profiles_dir() -> Path:
     """profiles/ as installed inside the package, or at the top of a source checkout."""
-    installed = Path(str(resources.files("scanner"))) / "profiles"
+    package = Path(__file__).resolve().parent
+    installed = package / "profiles"
     if installed.is_dir():
         return installed
-    return Path(__file__).resolve().parent.parent / "profiles"
+    return package.parent / "profiles"
 
 
 def bundled_profile_ids() -> list[str]:
