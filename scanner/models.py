@@ -12,8 +12,11 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.0"
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Defined beside the history's light writer, which must not import this module (pydantic).
+from scanner.store.common import SCHEMA_VERSION as SCHEMA_VERSION  # noqa: PLC0414
+from scanner.store.common import TIME_FORMAT
+
+TIMESTAMP_FORMAT = TIME_FORMAT
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:

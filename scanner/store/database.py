@@ -21,8 +21,6 @@ callers import from here before the split still is, re-exported below.
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +30,18 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from scanner.errors import StoreUnavailableError, StoreURLError
 from scanner.store import schema
+from scanner.store.common import (
+    AT_HEAD_QUERY,
+    BUSY_TIMEOUT_MS,
+    ENV_DB,
+    SQLITE_DRIVERS,
+    default_path,
+    default_url,
+    first_line,
+    is_head,
+    utc_now,
+)
+from scanner.store.lite import configure_sqlite
 from scanner.store.records import (
     WRITE_OPTION,
     ScanProgress,
@@ -39,9 +49,7 @@ from scanner.store.records import (
     TimelineRow,
     finding_key,
     finding_sort_key,
-    first_line,
     result_sort_key,
-    utc_now,
 )
 from scanner.store.store import Store
 
@@ -69,24 +77,11 @@ __all__ = [
     "utc_now",
 ]
 
-ENV_DB = "GHOSTPORT_DB"
-"""Environment variable naming the database when no URL is given."""
-
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-_BUSY_TIMEOUT_MS = 30_000
 _PG_CONNECT_TIMEOUT_S = 10
 _PG_MIGRATION_LOCK = 0x67686F7374  # "ghost": one migrating process at a time
-_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 _PG_DRIVERS = {"postgresql+psycopg", "postgresql+psycopg2"}
-
-
-def default_url() -> str:
-    """$GHOSTPORT_DB, else SQLite in the user's data directory ($XDG_DATA_HOME/ghostport)."""
-    configured = os.environ.get(ENV_DB, "").strip()
-    if configured:
-        return configured
-    return f"sqlite:///{_default_path()}"
 
 
 def open_store(url: str | None = None) -> Store:
@@ -96,7 +91,7 @@ def open_store(url: str | None = None) -> Store:
     `postgresql://` and `postgres://` URLs use the psycopg (3) driver.
     """
     if url is None and not os.environ.get(ENV_DB, "").strip():
-        path = _default_path()
+        path = Path(default_path())
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -124,7 +119,7 @@ def parse_url(text: str) -> URL:
         ) from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
-    if url.drivername not in _SQLITE_DRIVERS | _PG_DRIVERS:
+    if url.drivername not in SQLITE_DRIVERS | _PG_DRIVERS:
         raise StoreURLError(
             f"database URL {url.render_as_string(hide_password=True)!r}: ghostport stores "
             "scans in SQLite (sqlite:///PATH) or PostgreSQL (postgresql://...) only"
@@ -139,7 +134,7 @@ def make_engine(text: str) -> Engine:
     display = url.render_as_string(hide_password=True)
     try:
         if url.get_backend_name() == "sqlite":
-            engine = sa.create_engine(url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+            engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
             _configure_sqlite(engine)
             return engine
         connect_args: dict[str, Any] = {}
@@ -202,9 +197,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 
 def _at_head(connection: Connection) -> bool:
-    """Whether the database is at schema.HEAD_REVISION: the one place that decides, without
-    Alembic, that no migration is needed."""
-    query = sa.text(f"SELECT version_num FROM {schema.VERSION_TABLE}")
+    """Whether the database is at schema.HEAD_REVISION (common.is_head decides)."""
+    query = sa.text(AT_HEAD_QUERY)
     try:
         with connection.begin():
             found = connection.execute(query).scalars().all()
@@ -212,7 +206,7 @@ def _at_head(connection: Connection) -> bool:
         # No version table (a new database), or it cannot be read: Alembic's path decides,
         # and reports what is wrong.
         return False
-    return found == [schema.HEAD_REVISION]
+    return is_head(list(found))
 
 
 def _upgrade(connection: Connection, revision: str, display: str) -> None:
@@ -246,47 +240,12 @@ def _upgrade(connection: Connection, revision: str, display: str) -> None:
 def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver's own transaction handling would not BEGIN before every statement
-        # kind; `_on_begin` issues BEGIN itself (SQLAlchemy's documented recipe).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _enter_wal(cursor)
-            # In WAL, NORMAL loses no committed transaction when the process crashes or is
-            # SIGKILLed (the OS still holds the WAL's writes); only a power loss or OS crash
-            # can take back the last commits, never leaving the file inconsistent. Issue 16
-            # asks durability against a crash or SIGKILL, and this saves an fsync per commit.
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
+        configure_sqlite(dbapi_connection)  # `_on_begin` then issues BEGIN itself
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         writing = connection.get_execution_options().get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
-
-
-def _enter_wal(cursor: Any) -> None:
-    """Switch to WAL (persistent, so usually a no-op). Two processes creating the same new
-    database race for the switch, and SQLite answers the loser "locked" at once, without its
-    busy handler: wait and try again, as the busy timeout would."""
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _default_path() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "ghostport" / "scans.db"
 
 
 def _redact(text: str) -> str:

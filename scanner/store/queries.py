@@ -29,14 +29,13 @@ from scanner.models import (
     UnresolvedTargetResult,
 )
 from scanner.store import schema
+from scanner.store.common import TIME_FORMAT, first_line
 from scanner.store.records import (
-    TIME_FORMAT,
     ScanProgress,
     ScanRow,
     TimelineRow,
     counted_summary,
     finding_sort_key,
-    first_line,
     normal_host,
     read_vantage,
     result_sort_key,

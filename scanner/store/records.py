@@ -4,20 +4,16 @@ their sort orders and times, and the little the engine and the Store share. No d
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import json
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticSerializationError
 
-from scanner.errors import StoreError
 from scanner.models import (
-    SCHEMA_VERSION,
     Finding,
     PortResult,
     PortState,
@@ -26,18 +22,21 @@ from scanner.models import (
     Transport,
     UnresolvedTargetResult,
 )
+from scanner.store.common import NO_VANTAGE as NO_VANTAGE  # noqa: PLC0414
+from scanner.store.common import (
+    SCHEMA_VERSION,
+    parse_time,
+    scope_key,
+    stored_seed,
+    stored_vantage,
+)
+from scanner.store.common import TIME_FORMAT as TIME_FORMAT  # noqa: PLC0414
 
 WRITE_OPTION = "ghostport_write"
 """Execution option on a connection whose transactions write (SQLite then BEGINs IMMEDIATE)."""
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-"""Times as the scan's JSON writes them."""
-
-NO_VANTAGE = ""
-"""The `vantage` column of a local scan's rows: the column is part of the primary keys, which
-PostgreSQL keeps NOT NULL, and a vantage name is never empty."""
-
-_INT64 = 2**63
+# NO_VANTAGE and TIME_FORMAT (above) are defined in common.py, where the light writer finds
+# them without pydantic, and re-exported from here, their old home.
 
 
 class ScanRow(BaseModel):
@@ -132,11 +131,6 @@ def finding_id(finding: Finding) -> tuple[str, str, str, int, str]:
     )
 
 
-def stored_vantage(vantage: str | None) -> str:
-    """A vantage as the `vantage` column holds it: NO_VANTAGE for none (a local scan)."""
-    return NO_VANTAGE if vantage is None else vantage
-
-
 def read_vantage(column: str) -> str | None:
     """The vantage a `vantage` column value stands for: None for NO_VANTAGE."""
     return None if column == NO_VANTAGE else column
@@ -145,32 +139,6 @@ def read_vantage(column: str) -> str | None:
 def finding_key(finding: Finding) -> str:
     """What tells two findings on one port apart: the service, else the title."""
     return finding.service_id if finding.service_id is not None else f"title:{finding.title}"
-
-
-def utc_now() -> str:
-    """The current UTC time as scan documents write times (2026-11-21T11:22:28.123456Z)."""
-    return datetime.now(UTC).strftime(TIME_FORMAT)
-
-
-def first_line(error: BaseException | None) -> str:
-    """The first line of an error's message (its type name when it has none), for messages."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def utc_naive(moment: datetime) -> datetime:
-    """A time as the tables hold it: UTC without a zone."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def parse_time(scan_id: str, text: str) -> datetime:
-    """A scan's ISO 8601 time as the tables hold it; StoreError when it is not one."""
-    try:
-        return utc_naive(datetime.fromisoformat(text))
-    except ValueError:
-        raise StoreError(f"scan {scan_id!r}: time {text!r} is not in ISO 8601 form") from None
 
 
 def normal_host(host: str) -> str:
@@ -202,19 +170,16 @@ def scan_row(
 ) -> dict[str, Any]:
     """The `scans` row of a scan (without its summary and local audit)."""
     scope = _scope(info)
-    seed = info.options.seed
     return {
         "id": info.id,
         "started_at": parse_time(info.id, info.started_at),
         "finished_at": parse_time(info.id, info.finished_at) if info.finished_at else None,
         "complete": complete,
-        "scope_key": hashlib.sha256(
-            json.dumps(scope, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest(),
+        "scope_key": scope_key(scope),
         "scope": scope,
         "targets": list(info.targets),
         "profiles": list(info.profiles),
-        "seed": seed if -_INT64 <= seed < _INT64 else None,
+        "seed": stored_seed(info.options.seed),
         "options": info.options.model_dump(mode="json"),
         "info": info.model_dump(mode="json"),
         "unresolved": [u.model_dump(mode="json") for u in unresolved],

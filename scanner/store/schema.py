@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from scanner.store.records import NO_VANTAGE
+from scanner.store.common import HEAD_REVISION as HEAD_REVISION  # noqa: PLC0414
+from scanner.store.common import NO_VANTAGE
+from scanner.store.common import VERSION_TABLE as VERSION_TABLE  # noqa: PLC0414
+
+# VERSION_TABLE and HEAD_REVISION (above) are shared with the light writer (lite.py), which
+# must not import SQLAlchemy: defined in common.py (bump HEAD_REVISION there with every new
+# migration) and re-exported from here.
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -18,15 +24,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-#: The table Alembic keeps its revision in; named so that a PostgreSQL database shared with
-#: another Alembic-managed application does not mix the two histories.
-VERSION_TABLE = "ghostport_schema_version"
-
-#: The newest revision in `migrations/versions/`, known without Alembic so that opening a
-#: database that is already current needs no Alembic import. Bump it with every new
-#: migration (a test compares it with Alembic's head).
-HEAD_REVISION = "0003"
 
 metadata = sa.MetaData(naming_convention=NAMING)
 

@@ -26,16 +26,15 @@ from scanner.models import (
     UnresolvedTargetResult,
 )
 from scanner.store import schema
+from scanner.store.common import parse_time, utc_naive
 from scanner.store.queries import StoreReader
 from scanner.store.records import (
     WRITE_OPTION,
     finding_id,
     finding_row,
-    parse_time,
     result_key,
     result_row,
     scan_row,
-    utc_naive,
 )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from scanner.models import Finding, LocalAudit, PortResult, ScanSummary
-from scanner.store.records import utc_now
+from scanner.store.common import utc_now
 from scanner.store.store import Store
 
 
