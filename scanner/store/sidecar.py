@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
@@ -45,6 +44,8 @@ class WriterProcess:
     """The scan's side of a running history writer."""
 
     def __init__(self, url: str | None) -> None:
+        import subprocess  # noqa: PLC0415 - not in the writer, which imports read_url
+
         self._process = subprocess.Popen(
             [sys.executable, "-m", "scanner.cli.history_writer"],
             stdin=subprocess.PIPE,
