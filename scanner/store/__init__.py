@@ -8,6 +8,8 @@ and diffs between scans. Knows the result models, never sockets.
     writer.py     StoreWriter: a running scan's batching writer (one transaction per batch)
     diff.py       diff_documents(old, new) -> ScanDiff; render_diff_text (pure, no database)
     schema.py     the tables; migrations/ holds the Alembic revisions that build them
+    common.py     what the full and the light writer share: constants, value conversions
+    lite.py       the writer process's light way: SQLite at head with sqlite3 alone
 
 This file imports nothing, so `scanner.store.diff` loads without SQLAlchemy.
 """
