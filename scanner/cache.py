@@ -11,9 +11,10 @@ registry.py) compute keys and rebuild their values; this module only stores and 
 Trust. The cache dir ($GHOSTPORT_CACHE_DIR, else $XDG_CACHE_HOME/ghostport) may be shared or
 writable by someone else, so nothing read back is trusted blindly:
 - JSON only, never pickle or marshal: reading a hostile JSON file runs no code and cannot
-  crash the interpreter, and every value read is checked again by its owner (profiles are
-  re-validated by their pydantic models, payloads must be hex, registry rows must have the
-  row's shape). A corrupt, truncated or foreign file is a miss, never an error.
+  crash the interpreter, and every value read is checked again by its owner (profiles must
+  match the digest of what was validated and are rebuilt type by type, payloads must be hex,
+  registry rows must have the row's shape). A corrupt, truncated or foreign file is a miss,
+  never an error.
 - A file is used only when it is a regular file owned by this user and writable by no one
   else (the rule ssh applies to its keys): a file someone else wrote, or could have changed,
   is a miss.

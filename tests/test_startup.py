@@ -24,7 +24,7 @@ from scanner.models import Severity
 from scanner.probes import build_payload
 from scanner.probeset import built_payloads, payload_of
 from scanner.profile_cache import load_profiles_cached
-from scanner.profiles import ProbeModel, load_profiles
+from scanner.profiles import ProbeModel, bundled_profile_ids, load_profiles
 from scanner.registry import COLUMNS, parse_cached, parse_iana_csv
 from tests.conftest import REPO
 
@@ -194,6 +194,67 @@ def test_a_cache_for_changed_profile_content_is_not_used(own_cache: Path, tmp_pa
     assert second == load_profiles([str(path)])
     assert second != first
     assert any(s.name.startswith("Changed SNMP trap") for s in second[0].services)
+
+
+def test_cached_profiles_come_back_exactly_as_validated(own_cache: Path) -> None:
+    # Given every bundled profile, alone and together, loaded once (and so cached)
+    for names in [[name] for name in bundled_profile_ids()] + [bundled_profile_ids()]:
+        validated = load_profiles(names)
+        assert load_profiles_cached(names) == validated
+        # When they are read back from the cache
+        cached = load_profiles_cached(names)
+        # Then they are the validated ones, type for type (repr shows enums, tuples, models)
+        assert repr(cached) == repr(validated), names
+    assert len(list(own_cache.glob("profiles-*.json"))) == len(bundled_profile_ids()) + 1
+
+
+def test_a_warm_profile_load_builds_no_validator(own_cache: Path) -> None:
+    # Given the default profile cached by one process
+    load_profiles_cached(["legacy-mgmt"])
+    # When another process loads it
+    script = (
+        "import sys; from scanner.profile_cache import load_profiles_cached\n"
+        "from scanner.profiles import ProbeModel, ServiceModel\n"
+        "profiles = load_profiles_cached(['legacy-mgmt'])\n"
+        "print(len(profiles[0].services), 'yaml' in sys.modules,"
+        " ProbeModel.__pydantic_complete__, ServiceModel.__pydantic_complete__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "GHOSTPORT_CACHE_DIR": str(own_cache)},
+        check=True,
+    )
+    # Then it parsed no YAML and built no pydantic validator for them
+    count, yaml_loaded, probe_built, service_built = done.stdout.split()
+    assert int(count) > 0
+    assert (yaml_loaded, probe_built, service_built) == ("False", "False", "False")
+
+
+@pytest.mark.parametrize(
+    ("field", "damage"),
+    [
+        ("wait", 600.0),  # the right type, out of the model's range
+        ("transport", "sctp"),  # not a Transport
+        ("retries", "3"),  # a string for an int
+    ],
+)
+def test_a_damaged_profile_cache_is_not_used(own_cache: Path, field: str, damage: Any) -> None:
+    # Given the default profile cached
+    expected = load_profiles(["legacy-mgmt"])
+    load_profiles_cached(["legacy-mgmt"])
+    (kept,) = own_cache.glob("profiles-*.json")
+    envelope = json.loads(kept.read_text())
+    # When one probe's field is changed in the file (its digest left as it was)
+    envelope["data"]["profiles"][0]["probes"][0][field] = damage
+    kept.write_text(json.dumps(envelope))
+    # Then the cache is not used: the profiles are the validated ones from the YAML
+    assert repr(load_profiles_cached(["legacy-mgmt"])) == repr(expected)
+    # And the entry was written again, whole
+    assert json.loads(kept.read_text())["data"]["profiles"][0]["probes"][0][field] != damage
 
 
 def test_payloads_follow_their_builder_arguments(own_cache: Path) -> None:
