@@ -5,12 +5,14 @@ The engine's own values (`PortObservation`) are slotted dataclasses: cheap to cr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticSerializationError
 
 # Defined beside the history's light writer, which must not import this module (pydantic).
 from scanner.store.common import SCHEMA_VERSION as SCHEMA_VERSION  # noqa: PLC0414
@@ -418,3 +420,14 @@ class ScanDocument(BaseModel):
     local: LocalAudit | None = None
     summary: ScanSummary
     complete: bool = Field(description="false when the scan was interrupted or crashed")
+
+
+def model_json(model: BaseModel) -> str:
+    """A model's JSON text, as the scan's JSON file writes it (model_dump_json) and the
+    history's JSON columns hold it; it reads back to the same model. The serializer
+    model_dump_json calls, without its per-call argument handling (a row per probe pays it)."""
+    try:
+        return model.__pydantic_serializer__.to_json(model).decode()
+    except PydanticSerializationError:
+        # Text pydantic cannot encode (a lone surrogate): json.dumps escapes it.
+        return json.dumps(model.model_dump(mode="json"))

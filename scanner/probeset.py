@@ -12,14 +12,18 @@ were built before never imports scapy.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from scanner.models import ExchangeSpec, ProbeInfo, Transport
-from scanner.probes import build_payload
 from scanner.profiles import ProbeModel, ServiceModel
 
 DISCOVERY = ProbeInfo(("discovery",), b"")
+
+
+_BUILDERS_SOURCE = os.path.join(os.path.dirname(__file__), "probes", "builders.py")
+"""The builders' code, part of the payload cache's key (a warm start does not import it)."""
 
 
 def payload_of(probe: ProbeModel) -> bytes:
@@ -29,6 +33,8 @@ def payload_of(probe: ProbeModel) -> bytes:
     if probe.payload_hex is not None:
         return bytes.fromhex(probe.payload_hex)
     if probe.builder is not None:
+        from scanner.probes import build_payload  # noqa: PLC0415 - on a cache miss only
+
         return build_payload(probe.builder, probe.args, f"probe {probe.id!r}")
     return b""
 
@@ -36,13 +42,12 @@ def payload_of(probe: ProbeModel) -> bytes:
 def built_payloads(probes: Sequence[ProbeModel]) -> list[bytes]:
     """payload_of each probe, through the cache for the probes that name a builder."""
     from scanner import cache  # noqa: PLC0415 - cache imports registry, which imports profiles
-    from scanner.probes import builders  # noqa: PLC0415
 
     recipes = [(p.id, p.builder, p.args) for p in probes if p.builder is not None]
     try:
         slot = cache.content_key("payloads", *(p.id for p in probes))
         spec = json.dumps(recipes, sort_keys=True, default=repr)
-        key = cache.content_key("payloads", cache.file_digest(builders.__file__), spec)
+        key = cache.content_key("payloads", cache.file_digest(_BUILDERS_SOURCE), spec)
     except OSError:
         return [payload_of(p) for p in probes]
     data = cache.fetch("payloads", slot, key)

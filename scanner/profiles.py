@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from scanner.errors import ProfileError
 from scanner.models import Severity, Transport
-from scanner.probes import builder_problems
 from scanner.registry import RegistryEntry
 from scanner.safe_yaml import (
     MAX_PROFILE_BYTES,
@@ -102,6 +101,8 @@ class ProbeModel(BaseModel):
         if self.args and self.builder is None:
             raise ValueError("args are only for a builder")
         if self.builder is not None:
+            from scanner.probes import builder_problems  # noqa: PLC0415 - on a cache miss only
+
             problems = builder_problems(self.builder, self.args)
             if problems:
                 raise _BuilderArgsError(problems)

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from scanner.errors import ScanRefError
-from scanner.models import Finding, PortResult, ScanDocument, ScanInfo, UnresolvedTargetResult
+from scanner.models import (
+    Finding,
+    PortResult,
+    ScanDocument,
+    ScanInfo,
+    UnresolvedTargetResult,
+    model_json,
+)
 from scanner.scan import ResumeState, ScanObserver, ScanTally
 
 if TYPE_CHECKING:
@@ -41,8 +48,6 @@ class WriterRecorder:
     def scan_started(
         self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
     ) -> None:
-        from scanner.store.records import model_json  # noqa: PLC0415
-
         self._tally = tally
         self.scan_id = info.id
         started = ",".join(model_json(u) for u in unresolved)
@@ -50,13 +55,9 @@ class WriterRecorder:
         self._writer.send(b"s", body, flush=True)  # recorded while the scan runs
 
     def result(self, result: PortResult) -> None:
-        from scanner.store.records import model_json  # noqa: PLC0415
-
         self._writer.send(b"r", model_json(result).encode())
 
     def finding(self, finding: Finding) -> None:
-        from scanner.store.records import model_json  # noqa: PLC0415
-
         self._writer.send(b"f", model_json(finding).encode())
 
     def progress(self, tally: ScanTally) -> None:

@@ -5,13 +5,11 @@ their sort orders and times, and the little the engine and the Store share. No d
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import PydanticSerializationError
 
 from scanner.models import (
     Finding,
@@ -22,6 +20,7 @@ from scanner.models import (
     Transport,
     UnresolvedTargetResult,
 )
+from scanner.models import model_json as model_json  # noqa: PLC0414 - its old home
 from scanner.store.common import NO_VANTAGE as NO_VANTAGE  # noqa: PLC0414
 from scanner.store.common import (
     SCHEMA_VERSION,
@@ -42,7 +41,7 @@ WRITE_OPTION = "ghostport_write"
 class ScanRow(BaseModel):
     """One scan in the history listing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     id: str
     started_at: str
@@ -62,7 +61,7 @@ class ScanRow(BaseModel):
 class TimelineRow(BaseModel):
     """What one scan recorded for one (host, port, transport)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     scan_id: str
     started_at: str
@@ -80,22 +79,10 @@ class TimelineRow(BaseModel):
 class ScanProgress(BaseModel):
     """How far a scan got: its last committed checkpoint and the probes done by then."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     checkpoint: dict[str, Any] | None
     probes_done: int
-
-
-def model_json(model: BaseModel) -> str:
-    """A model as its JSON column holds it: the JSON text the scan's JSON file writes for it
-    (model_dump_json), which reads back to the same model. Rows carry it as text, so that the
-    store hands them to the driver without a per-row serialisation step (see Store._upsert)."""
-    try:
-        # The serializer model_dump_json calls, without its per-call argument handling.
-        return model.__pydantic_serializer__.to_json(model).decode()
-    except PydanticSerializationError:
-        # Text pydantic cannot encode (a lone surrogate): json.dumps escapes it.
-        return json.dumps(model.model_dump(mode="json"))
 
 
 def result_sort_key(result: PortResult) -> tuple[str, tuple[int, int, str], int, str]:
