@@ -1,5 +1,5 @@
 """`python -m scanner` is the `ghostport` command."""
 
-from scanner.cli import ghostport_main
+from scanner.cli import ghostport_entry
 
-raise SystemExit(ghostport_main())
+ghostport_entry()

@@ -37,8 +37,8 @@ def test_wheel_contents(wheel: Path) -> None:
     assert "scanner/data/iana-registry.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "scan = scanner.cli:scan_main" in text
-    assert "ghostport = scanner.cli:ghostport_main" in text
+    assert "scan = scanner.cli:scan_entry" in text
+    assert "ghostport = scanner.cli:ghostport_entry" in text
 
 
 def test_installed_commands_work_from_any_directory(tmp_path: Path) -> None:
