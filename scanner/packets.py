@@ -5,10 +5,10 @@ raw sockets that send them and read the answers, and the parsing of those answer
   per probe only the addresses, ports, sequence number and TCP checksum are patched in, with
   `struct`, the checksum summed incrementally from the constant part. The kernel fills in the
   IP header's checksum and id (IP_HDRINCL).
-- The sequence number is a cookie: a keyed BLAKE2s (random key per scan) of the target
-  address, the target port and our source port, as zmap and masscan do. A SYN-ACK or RST
-  counts only if it acknowledges cookie + 1; an ICMP error only if the TCP header it quotes
-  carries the cookie.
+- The sequence number is a cookie, as zmap and masscan use: keyed BLAKE2s (random key per
+  scan) of the target address with our source port, XOR one of the target port (`Cookies`).
+  A SYN-ACK or RST counts only if it acknowledges cookie + 1; an ICMP error only if the TCP
+  header it quotes carries the cookie.
 - Answers are read from a raw IPPROTO_TCP socket with a classic BPF filter that keeps only
   SYN-ACKs and resets to our source port (our own SYNs, seen again on loopback, never reach
   Python), and from a raw ICMP socket.
@@ -100,25 +100,44 @@ def _bpf_replies_to(port: int) -> bytes:
 
 
 class Cookies:
-    """Sequence numbers no one else can predict: a keyed hash with a key of this scan's own."""
+    """Sequence numbers no one else can predict: keyed hashes with a key of this scan's own.
+
+    A probe's cookie is its host's (a hash of the address and our source port, kept in the
+    host's Route) XOR its port's (a hash of the port, kept per port): two hashes per host and
+    per port instead of one per probe, which a sweep sends by the hundred thousand. Anyone
+    who cannot see our SYNs can predict none of them; one who sees them needs no cookie."""
 
     def __init__(self) -> None:
         self._copy = hashlib.blake2s(key=secrets.token_bytes(16), digest_size=4).copy
+        self._ports: dict[int, int] = {}
 
-    def __call__(self, address: int, port: int, source_port: int) -> int:
+    def host(self, address: int, source_port: int) -> int:
+        """The host's half of its probes' cookies."""
+        return self._hash(_COOKIE_INPUT.pack(address, 0, source_port))
+
+    def port(self, port: int) -> int:
+        """The port's half of its probes' cookies."""
+        known = self._ports.get(port)
+        if known is None:
+            known = self._ports[port] = self._hash(_COOKIE_INPUT.pack(0, port, 0) + b"port")
+        return known
+
+    def _hash(self, data: bytes) -> int:
         digest = self._copy()
-        digest.update(_COOKIE_INPUT.pack(address, port, source_port))
+        digest.update(data)
         return int.from_bytes(digest.digest(), "big")
 
 
 class Route:
-    """A target address, packed, with the source address the kernel routes it from."""
+    """A target address, packed, with the source address the kernel routes it from and the
+    host's half of its cookies (Cookies.host)."""
 
-    __slots__ = ("address", "packed", "partial", "source")
+    __slots__ = ("address", "cookie", "packed", "partial", "source")
 
-    def __init__(self, packed: bytes, source: bytes, source_port: int) -> None:
+    def __init__(self, packed: bytes, source: bytes, source_port: int, cookie: int = 0) -> None:
         self.packed = packed
         self.source = source
+        self.cookie = cookie
         high, low = _WORDS.unpack(packed)
         source_high, source_low = _WORDS.unpack(source)
         self.address = (high << 16) | low

@@ -265,7 +265,9 @@ class SynEngine:
             source = self._sockets.source_for(host)
             if len(self._routes) >= _ROUTE_CACHE:
                 self._routes.clear()
-            route = self._routes[host] = Route(socket.inet_aton(host), source, self._source_port)
+            packed = socket.inet_aton(host)
+            cookie = self._cookie.host(int.from_bytes(packed, "big"), self._source_port)
+            route = self._routes[host] = Route(packed, source, self._source_port, cookie)
         return route
 
     def _start_batch(self, room: int) -> tuple[int, bool]:
@@ -277,15 +279,15 @@ class SynEngine:
             self._source_done = True
         assert self._sockets is not None
         flights, routes, stats = self._flights, self._routes, self.stats
-        cookie_of, packet, source_port = self._cookie, self._packet, self._source_port
-        sendto, monotonic = self._sockets.sender.sendto, time.monotonic
-        keys: list[int] = []
-        now = 0.0
+        port_cookie, packet, source_port = self._cookie.port, self._packet, self._source_port
+        sendto, keys, start = self._sockets.sender.sendto, list[int](), time.monotonic()
+        # One clock reading per batch: its SYNs count as sent at its start (round trips read
+        # a little long) and fall due with its end (none is called silent early)
         for index, target in enumerate(targets):
             if target.probe or target.transport is not _TCP or target.family != _INET:
                 if self._lane_pending >= self._lane_limit:
                     self._put_back(targets[index:])
-                    return self._started(keys, now, index), False
+                    return self._started(keys, index), False
                 self._to_connect((target,))
                 continue
             host, port = target.host, target.port
@@ -298,7 +300,7 @@ class SynEngine:
                     self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
                     continue
             key = (route.address << 16) | port
-            cookie = cookie_of(route.address, port, source_port)
+            cookie = route.cookie ^ port_cookie(port)
             fill_syn(packet, route, source_port, port, cookie)
             try:
                 sendto(packet, (host, 0))
@@ -307,22 +309,20 @@ class SynEngine:
                 stats.started += 1
                 if not self._send_failed(flight, key, exc):
                     self._put_back(targets[index + 1 :])
-                    return self._started(keys, now, index + 1), False
+                    return self._started(keys, index + 1), False
                 continue
-            now = monotonic()
-            flights[key] = SynFlight(target, route, cookie, 1, now)
+            flights[key] = SynFlight(target, route, cookie, 1, start)
             keys.append(key)
-        return self._started(keys, now, len(targets)), not self._source_done
+        return self._started(keys, len(targets)), not self._source_done
 
-    def _started(self, keys: list[int], sent_by: float, taken: int) -> int:
-        """Book a batch of first SYNs: counts, and one deadline entry for all of them (the
-        last one's send time: none of them is called silent early)."""
+    def _started(self, keys: list[int], taken: int) -> int:
+        """Book a batch of first SYNs: counts, one deadline for all, due from now (its end)."""
         if keys:
             stats = self.stats
             stats.started += len(keys)
             stats.attempts += len(keys)
             stats.peak_inflight = max(stats.peak_inflight, len(self._flights))
-            self._deadlines.add(sent_by, keys, 1)
+            self._deadlines.add(time.monotonic(), keys, 1)
         return taken
 
     def _put_back(self, targets: list[ProbeTarget]) -> None:
