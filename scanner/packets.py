@@ -5,8 +5,8 @@ raw sockets that send them and read the answers, and the parsing of those answer
   per probe only the addresses, ports, sequence number and TCP checksum are patched in, with
   `struct`, the checksum summed incrementally from the constant part. The kernel fills in the
   IP header's checksum and id (IP_HDRINCL).
-- The sequence number is a cookie, as zmap and masscan use: keyed BLAKE2s (random key per
-  scan) of the target address with our source port, XOR one of the target port (`Cookies`).
+- The sequence number is a cookie, as zmap and masscan use: a hash of the target address
+  and port under random tables of the scan's own (`Cookies`).
   A SYN-ACK or RST counts only if it acknowledges cookie + 1; an ICMP error only if the TCP
   header it quotes carries the cookie.
 - Answers are read from a raw IPPROTO_TCP socket with a classic BPF filter that keeps only
@@ -16,8 +16,8 @@ raw sockets that send them and read the answers, and the parsing of those answer
 
 from __future__ import annotations
 
+import array
 import ctypes
-import hashlib
 import secrets
 import socket
 import struct
@@ -65,7 +65,6 @@ _TCP_HEAD = struct.Struct("!HHIIBB")  # sport, dport, seq, ack, offset, flags
 # TCP head in one unpack.
 _PLAIN_ANSWER = struct.Struct("!12xI4xHHIIBB")
 _WORDS = struct.Struct("!HH")
-_COOKIE_INPUT = struct.Struct("!IHH")
 # The TCP checksum's constant words: pseudo-header protocol and length, offset+flags,
 # window, the MSS option.
 _CONSTANT_SUM = socket.IPPROTO_TCP + 24 + ((6 << 12) | SYN) + _WINDOW + 0x0204 + _MSS
@@ -100,32 +99,29 @@ def _bpf_replies_to(port: int) -> bytes:
 
 
 class Cookies:
-    """Sequence numbers no one else can predict: keyed hashes with a key of this scan's own.
+    """Sequence numbers no one else can predict: tabulation hashing with random tables of
+    this process's own (a fresh 32-bit value for each high half, low half and port).
 
-    A probe's cookie is its host's (a hash of the address and our source port, kept in the
-    host's Route) XOR its port's (a hash of the port, kept per port): two hashes per host and
-    per port instead of one per probe, which a sweep sends by the hundred thousand. Anyone
-    who cannot see our SYNs can predict none of them; one who sees them needs no cookie."""
+    A probe's cookie is its address's (high[a >> 16] ^ low[a & 0xFFFF], kept in the host's
+    Route) XOR its port's (ports[p]): three table reads, where a keyed hash per probe or per
+    host cost a sweep 5%. Anyone who cannot see our SYNs can predict none of them (each is
+    uniformly random to them); one who sees them needs no cookie to answer."""
 
     def __init__(self) -> None:
-        self._copy = hashlib.blake2s(key=secrets.token_bytes(16), digest_size=4).copy
-        self._ports: dict[int, int] = {}
+        self._high = _random_words(1 << 16)
+        self._low = _random_words(1 << 16)
+        self.ports = _random_words(1 << 16)
+        """The port's half of its probes' cookies, by port."""
 
-    def host(self, address: int, source_port: int) -> int:
+    def host(self, address: int) -> int:
         """The host's half of its probes' cookies."""
-        return self._hash(_COOKIE_INPUT.pack(address, 0, source_port))
+        return self._high[address >> 16] ^ self._low[address & 0xFFFF]
 
-    def port(self, port: int) -> int:
-        """The port's half of its probes' cookies."""
-        known = self._ports.get(port)
-        if known is None:
-            known = self._ports[port] = self._hash(_COOKIE_INPUT.pack(0, port, 0) + b"port")
-        return known
 
-    def _hash(self, data: bytes) -> int:
-        digest = self._copy()
-        digest.update(data)
-        return int.from_bytes(digest.digest(), "big")
+def _random_words(count: int) -> array.array[int]:
+    words = array.array("I")
+    words.frombytes(secrets.token_bytes(count * words.itemsize))
+    return words
 
 
 class Route:
@@ -138,22 +134,22 @@ class Route:
         self.packed = packed
         self.source = source
         self.cookie = cookie
-        high, low = _WORDS.unpack(packed)
-        source_high, source_low = _WORDS.unpack(source)
-        self.address = (high << 16) | low
+        self.address = address = int.from_bytes(packed, "big")
+        source_words = _WORDS.unpack(source)
         # Everything of the TCP checksum but the destination port and the sequence number.
-        self.partial = _CONSTANT_SUM + source_high + source_low + high + low + source_port
+        self.partial = (
+            _CONSTANT_SUM + sum(source_words) + (address >> 16) + (address & 0xFFFF) + source_port
+        )
 
 
 class RawSockets:
     """The scan's raw sockets: the sender (IP_HDRINCL), the TCP answers (BPF-filtered to our
-    source port), the ICMP errors, and a UDP socket that asks the routing table for sources."""
+    source port) and the ICMP errors (sources: scanner/routes.py)."""
 
     def __init__(self, source_port: int) -> None:
         self.sender = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.replies = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
         self.errors = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        self.router = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sender.setsockopt(socket.SOL_IP, socket.IP_HDRINCL, 1)
         program = _bpf_replies_to(source_port)
         self._filter = ctypes.create_string_buffer(program, len(program))  # outlives the socket
@@ -170,13 +166,8 @@ class RawSockets:
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
 
-    def source_for(self, host: str) -> bytes:
-        """The source address the kernel routes `host` from (a UDP connect sends nothing)."""
-        self.router.connect((host, 9))
-        return socket.inet_aton(self.router.getsockname()[0])
-
     def close(self) -> None:
-        for sock in (self.sender, self.replies, self.errors, self.router):
+        for sock in (self.sender, self.replies, self.errors):
             sock.close()
 
 

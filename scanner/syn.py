@@ -34,12 +34,12 @@ from scanner.packets import (
     SYN,
     Cookies,
     RawSockets,
-    Route,
     fill_syn,
     new_packet,
     parse_answer,
     parse_unreachable,
 )
+from scanner.routes import Routes
 from scanner.synstate import Deadlines, SynFlight, SynTimer
 from scanner.transport import LOCAL_RESOURCE_ERRNOS, icmp4_unreach_reason, local_error_outcome
 
@@ -48,7 +48,7 @@ SYN_MAX_INFLIGHT = 1 << 16
 
 _BATCH = 256  # SYNs sent between two reads of the reply sockets (the kernel queues the rest)
 _SLICE = 4096  # SYNs sent before the loop gets a turn (the connect engine, timers, signals)
-_RESOURCE_BACKOFF_S, _ROUTE_CACHE = 0.005, 1 << 17
+_RESOURCE_BACKOFF_S = 0.005
 _ANSWER_BYTES = 128  # what the BPF filter passes of a segment
 _MIN_SEGMENT = 40  # an IPv4 header and a TCP header
 _TCP, _INET, _OPEN, _CLOSED = Transport.TCP, socket.AF_INET, PortState.OPEN, PortState.CLOSED
@@ -80,7 +80,7 @@ class SynEngine:
         self.stats = EngineStats(inflight_cap=SYN_MAX_INFLIGHT)
         self._cookie = Cookies()
         self._source_port = random.SystemRandom().randrange(32768, 61000)
-        self._routes: dict[str, Route] = {}
+        self._routes: Routes | None = None
         self._flights: dict[int, SynFlight] = {}
         self._deadlines = Deadlines()
         self._retry: deque[SynFlight] = deque()
@@ -113,6 +113,7 @@ class SynEngine:
         connect.add_done_callback(self._connect_ended)
         try:
             sockets = self._sockets = RawSockets(self._source_port)
+            self._routes = Routes(self._source_port, self._cookie)
             loop.add_reader(sockets.replies.fileno(), self._read_replies)
             loop.add_reader(sockets.errors.fileno(), self._read_errors)
             self._token_time = time.monotonic()
@@ -133,6 +134,7 @@ class SynEngine:
         for handle in (self._sweep_handle, self._pump_handle):
             if handle is not None:
                 handle.cancel()
+        self._routes = None
         sockets, self._sockets = self._sockets, None
         if sockets is not None:
             if self._loop is not None:
@@ -258,18 +260,6 @@ class SynEngine:
             self._fail_run(exc)
         self._check_done()
 
-    def _route(self, host: str) -> Route:
-        route = self._routes.get(host)
-        if route is None:
-            assert self._sockets is not None
-            source = self._sockets.source_for(host)
-            if len(self._routes) >= _ROUTE_CACHE:
-                self._routes.clear()
-            packed = socket.inet_aton(host)
-            cookie = self._cookie.host(int.from_bytes(packed, "big"), self._source_port)
-            route = self._routes[host] = Route(packed, source, self._source_port, cookie)
-        return route
-
     def _start_batch(self, room: int) -> tuple[int, bool]:
         """Start up to `room` probes of the plan: SYNs for IPv4 TCP discovery, the rest to the
         connect lane. Returns (probes taken, whether to go on: False when the plan is done or
@@ -278,8 +268,9 @@ class SynEngine:
         if len(targets) < room:
             self._source_done = True
         assert self._sockets is not None
-        flights, routes, stats = self._flights, self._routes, self.stats
-        port_cookie, packet, source_port = self._cookie.port, self._packet, self._source_port
+        assert self._routes is not None
+        flights, routes, stats = self._flights, self._routes.hosts, self.stats
+        port_cookies, packet, source_port = self._cookie.ports, self._packet, self._source_port
         sendto, keys, start = self._sockets.sender.sendto, list[int](), time.monotonic()
         # One clock reading per batch: its SYNs count as sent at its start (round trips read
         # a little long) and fall due with its end (none is called silent early)
@@ -294,13 +285,13 @@ class SynEngine:
             route = routes.get(host)
             if route is None:
                 try:
-                    route = self._route(host)
+                    route = self._routes.lookup(host)
                 except OSError as exc:  # no route to the target: the kernel's own verdict
                     stats.started += 1
                     self._observe(target, *local_error_outcome(exc.errno or 0), None, 0, f"{exc}")
                     continue
             key = (route.address << 16) | port
-            cookie = route.cookie ^ port_cookie(port)
+            cookie = route.cookie ^ port_cookies[port]
             fill_syn(packet, route, source_port, port, cookie)
             try:
                 sendto(packet, (host, 0))
