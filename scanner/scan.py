@@ -196,6 +196,14 @@ class ScanTally:
             duration_s=round(self.elapsed(), 3),
         )
 
+    def checkpoint_json(self) -> dict[str, Any]:
+        """What the history records to resume from: the summary so far, and where the plan
+        stands (when tracked)."""
+        checkpoint: dict[str, Any] = {"summary": self.summary().model_dump(mode="json")}
+        if self.checkpoint is not None:
+            checkpoint.update(self.checkpoint().to_json())
+        return checkpoint
+
 
 class ScanObserver(Protocol):
     """Receives a scan's progress: the JSON writer, the terminal, the history database."""

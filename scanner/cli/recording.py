@@ -10,6 +10,7 @@ other core; a resumed scan reads the database itself and records in this process
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,16 +67,11 @@ class WriterRecorder:
             self._commit()
 
     def _commit(self) -> None:
-        import json  # noqa: PLC0415
-
         tally = self._tally
         if tally is None:
             return
         self._last_commit = time.monotonic()
-        checkpoint: dict[str, object] = {"summary": tally.summary().model_dump(mode="json")}
-        if tally.checkpoint is not None:
-            checkpoint.update(tally.checkpoint().to_json())
-        body = json.dumps({"checkpoint": checkpoint, "done": tally.done})
+        body = json.dumps({"checkpoint": tally.checkpoint_json(), "done": tally.done})
         self._writer.send(b"c", body.encode(), flush=True)
 
     def finish(self, complete: bool) -> None:

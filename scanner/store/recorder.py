@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 from scanner.models import Finding, PortResult, ScanInfo, UnresolvedTargetResult
 from scanner.plan import ResumePoint
@@ -57,10 +56,7 @@ class ScanRecorder:
         if tally is None or writer is None:
             return
         self._last_commit = time.monotonic()
-        checkpoint: dict[str, Any] = {"summary": tally.summary().model_dump(mode="json")}
-        if tally.checkpoint is not None:
-            checkpoint.update(tally.checkpoint().to_json())
-        writer.flush(checkpoint, tally.done)
+        writer.flush(tally.checkpoint_json(), tally.done)
 
     def finish(self, complete: bool) -> None:
         """Commit the rest and stamp the scan finished (complete or not)."""
