@@ -1,6 +1,6 @@
 """`scan --workers N`: one scan as disjoint slices in local processes, merged into one document.
 
-Run as real `scan` processes: the workers are spawned processes with their own event loops.
+Run as real `scan` processes: the workers are forked processes with their own event loops.
 """
 
 from __future__ import annotations
@@ -139,6 +139,67 @@ def test_a_killed_worker_fails_the_scan_loudly_and_keeps_what_was_gathered(
     keys = [(r["host"], r["port"], r["proto"]) for r in document["results"]]
     assert len(keys) == len(set(keys))
     assert document["summary"]["probes_done"] >= len(keys)
+
+
+def _open_files(process: psutil.Process) -> set[str]:
+    """Where a process's descriptors point (files, pipes, /dev/null)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{process.pid}/fd"):
+        try:
+            found.add(os.readlink(f"/proc/{process.pid}/fd/{fd}"))
+        except OSError:  # closed meanwhile
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_forked_workers_hold_none_of_the_coordinators_files(tmp_path: Path) -> None:
+    # Given a recorded scan over two workers, writing its JSON to a file (a rate cap keeps
+    # it running)
+    out = tmp_path / "out.json"
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    scan = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scanner", "scan", "-q", "--tcp", "-p", str(closed_port())),
+            *("--rate", "400", "--workers", "2", "--json", str(out), "127.1.0.0/16"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        parent = psutil.Process(scan.pid)
+        workers: list[psutil.Process] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and scan.poll() is None:
+            time.sleep(0.2)
+            workers = _workers_of(parent)
+        assert len(workers) == 2, "the scan did not start two workers"
+        # When the descriptors of the coordinator, its history writer and its workers are read
+        writer = next(
+            child for child in parent.children() if "history_writer" in " ".join(child.cmdline())
+        )
+        writer_pipes = {os.readlink(f"/proc/{writer.pid}/fd/{fd}") for fd in (0, 1)}
+        coordinator = _open_files(parent)
+        # Then the coordinator holds the JSON file and its ends of the writer's pipes
+        assert str(out) in coordinator
+        assert writer_pipes <= coordinator
+        # And no worker holds either: those descriptors point at /dev/null there
+        for worker in workers:
+            held = _open_files(worker)
+            assert str(out) not in held, held
+            assert not held & writer_pipes, held
+            assert "/dev/null" in held
+    finally:
+        scan.send_signal(signal.SIGINT)
+        try:
+            scan.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            scan.kill()
+            scan.communicate()
+    assert scan.returncode == 130
 
 
 def test_a_broker_only_flag_without_a_broker_is_one_clear_error() -> None:
