@@ -223,6 +223,29 @@ class ScanObserver(Protocol):
         """Called a few times a second while the scan runs."""
 
 
+class PeriodicRecorder:
+    """What the history's observers share: the scan's id and tally once it started, and a
+    commit of theirs (`_commit`) after every `interval_s` of progress; they commit at the end
+    themselves."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self._interval_s = interval_s
+        self._tally: ScanTally | None = None
+        self._last_commit = time.monotonic()
+        self.scan_id: str | None = None
+
+    def _started(self, info: ScanInfo, tally: ScanTally) -> None:
+        self._tally, self.scan_id = tally, info.id
+
+    def progress(self, tally: ScanTally) -> None:
+        if time.monotonic() - self._last_commit >= self._interval_s:
+            self._last_commit = time.monotonic()
+            self._commit()
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+
 def new_seed() -> int:
     """A fresh random seed, recorded in the results so any scan order can be replayed."""
     return secrets.randbits(32)

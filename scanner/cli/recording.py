@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -25,7 +24,7 @@ from scanner.models import (
     UnresolvedTargetResult,
     model_json,
 )
-from scanner.scan import ResumeState, ScanObserver, ScanTally
+from scanner.scan import PeriodicRecorder, ResumeState, ScanObserver, ScanTally
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -35,22 +34,18 @@ if TYPE_CHECKING:
     from scanner.store.store import Store
 
 
-class WriterRecorder:
+class WriterRecorder(PeriodicRecorder):
     """Records one scan through the history writer process: every result and finding as it
     comes, a commit with the scan's checkpoint every `interval_s`, the last at the end."""
 
     def __init__(self, writer: WriterProcess, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
         self._writer = writer
-        self._interval_s = interval_s
-        self._tally: ScanTally | None = None
-        self._last_commit = time.monotonic()
-        self.scan_id: str | None = None
 
     def scan_started(
         self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
     ) -> None:
-        self._tally = tally
-        self.scan_id = info.id
+        self._started(info, tally)
         started = ",".join(model_json(u) for u in unresolved)
         body = f'{{"info":{model_json(info)},"unresolved":[{started}]}}'.encode()
         self._writer.send(b"s", body, flush=True)  # recorded while the scan runs
@@ -61,18 +56,12 @@ class WriterRecorder:
     def finding(self, finding: Finding) -> None:
         self._writer.send(b"f", model_json(finding).encode())
 
-    def progress(self, tally: ScanTally) -> None:
-        if time.monotonic() - self._last_commit >= self._interval_s:
-            self._writer.check()
-            self._commit()
-
     def _commit(self) -> None:
         tally = self._tally
-        if tally is None:
-            return
-        self._last_commit = time.monotonic()
-        body = json.dumps({"checkpoint": tally.checkpoint_json(), "done": tally.done})
-        self._writer.send(b"c", body.encode(), flush=True)
+        if tally is not None:
+            self._writer.check()  # a writer that stopped says why, now
+            body = json.dumps({"checkpoint": tally.checkpoint_json(), "done": tally.done})
+            self._writer.send(b"c", body.encode(), flush=True)
 
     def finish(self, complete: bool) -> None:
         """Commit the rest and stamp the scan finished (complete or not); wait for it."""

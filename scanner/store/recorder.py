@@ -8,33 +8,28 @@ the last batch, and a resumed scan neither misses a port nor lists one twice.
 from __future__ import annotations
 
 import sys
-import time
 
 from scanner.models import Finding, PortResult, ScanInfo, UnresolvedTargetResult
 from scanner.plan import ResumePoint
-from scanner.scan import ResumeState, ScanTally
+from scanner.scan import PeriodicRecorder, ResumeState, ScanTally
 from scanner.store.database import Store
 from scanner.store.writer import StoreWriter
 
 _FOREVER = float("inf")
 
 
-class ScanRecorder:
+class ScanRecorder(PeriodicRecorder):
     """Records one scan as it runs; commits every `interval_s` and at the end."""
 
     def __init__(self, store: Store, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
         self._store = store
-        self._interval_s = interval_s
         self._writer: StoreWriter | None = None
-        self._tally: ScanTally | None = None
-        self._last_commit = time.monotonic()
-        self.scan_id: str | None = None
 
     def scan_started(
         self, info: ScanInfo, unresolved: list[UnresolvedTargetResult], tally: ScanTally
     ) -> None:
-        self._tally = tally
-        self.scan_id = info.id
+        self._started(info, tally)
         self._store.begin_scan(info, unresolved)
         # Batches are cut by this recorder only, so each carries its own checkpoint.
         self._writer = StoreWriter(self._store, info.id, batch=sys.maxsize, interval_s=_FOREVER)
@@ -47,16 +42,10 @@ class ScanRecorder:
         if self._writer is not None:
             self._writer.add_finding(finding)
 
-    def progress(self, tally: ScanTally) -> None:
-        if time.monotonic() - self._last_commit >= self._interval_s:
-            self._commit()
-
     def _commit(self) -> None:
         tally, writer = self._tally, self._writer
-        if tally is None or writer is None:
-            return
-        self._last_commit = time.monotonic()
-        writer.flush(tally.checkpoint_json(), tally.done)
+        if tally is not None and writer is not None:
+            writer.flush(tally.checkpoint_json(), tally.done)
 
     def finish(self, complete: bool) -> None:
         """Commit the rest and stamp the scan finished (complete or not)."""
