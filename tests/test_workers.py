@@ -80,6 +80,35 @@ def _workers_of(scan: psutil.Process) -> list[psutil.Process]:
     return found
 
 
+def _two_worker_scan(
+    *argv: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], psutil.Process, list[psutil.Process]]:
+    """A long scan (a rate cap keeps it running) over two workers, once both run: the scan,
+    its process and its workers."""
+    scan = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "scanner", "scan", "-q", "--tcp", "--rate", "400"),
+            *("--workers", "2", *argv, "127.1.0.0/16"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    parent = psutil.Process(scan.pid)
+    workers: list[psutil.Process] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and scan.poll() is None:
+        time.sleep(0.2)
+        workers = _workers_of(parent)
+    if len(workers) != 2:
+        scan.kill()
+        scan.communicate()
+    assert len(workers) == 2, "the scan did not start two workers"
+    return scan, parent, workers
+
+
 @pytest.mark.slow
 def test_a_killed_worker_fails_the_scan_loudly_and_keeps_what_was_gathered(
     tmp_path: Path,
@@ -87,39 +116,8 @@ def test_a_killed_worker_fails_the_scan_loudly_and_keeps_what_was_gathered(
     # Given a long scan (a rate cap keeps it running) split over two workers
     out = tmp_path / "out.json"
     ports = ",".join(str(closed_port()) for _ in range(4))
-    scan = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scanner",
-            "scan",
-            "-q",
-            "--no-db",
-            "--tcp",
-            "-p",
-            ports,
-            "--all-states",
-            "--rate",
-            "400",
-            "--workers",
-            "2",
-            "--json",
-            str(out),
-            "127.1.0.0/16",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+    scan, _, workers = _two_worker_scan("--no-db", "-p", ports, "--all-states", "--json", str(out))
     try:
-        parent = psutil.Process(scan.pid)
-        workers: list[psutil.Process] = []
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline and scan.poll() is None:
-            time.sleep(0.2)
-            workers = _workers_of(parent)
-        assert len(workers) == 2, "the scan did not start two workers"
         time.sleep(3)  # let both send a few batches
         victim = workers[0]
         # When one worker is killed with SIGKILL
@@ -158,25 +156,8 @@ def test_forked_workers_hold_none_of_the_coordinators_files(tmp_path: Path) -> N
     # it running)
     out = tmp_path / "out.json"
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    scan = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "scanner", "scan", "-q", "--tcp", "-p", str(closed_port())),
-            *("--rate", "400", "--workers", "2", "--json", str(out), "127.1.0.0/16"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
+    scan, parent, workers = _two_worker_scan("-p", str(closed_port()), "--json", str(out), env=env)
     try:
-        parent = psutil.Process(scan.pid)
-        workers: list[psutil.Process] = []
-        deadline = time.monotonic() + 60
-        while len(workers) < 2 and time.monotonic() < deadline and scan.poll() is None:
-            time.sleep(0.2)
-            workers = _workers_of(parent)
-        assert len(workers) == 2, "the scan did not start two workers"
         # When the descriptors of the coordinator, its history writer and its workers are read
         writer = next(
             child for child in parent.children() if "history_writer" in " ".join(child.cmdline())
