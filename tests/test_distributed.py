@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,22 @@ def _redis(url: str) -> Any:
     return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
 
 
+ONE_SHARD = ("-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1")
+"""One shard of a scan of the listener in the namespace, for vantage b."""
+
+ScanRun = Callable[..., tuple[int, dict[str, Any], str]]
+
+
+def _a_live_shard_is_scanned(netns: Netns, run: ScanRun) -> dict[str, Any]:
+    """The control of the dropped-shard tests: the same worker does scan a live
+    coordinator's shard, so the probe counter would have seen a scan. Its document."""
+    rc, document, err = run(*ONE_SHARD, "--shard-timeout", "60")
+    assert rc in (0, 1), err
+    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
+    assert _probes_sent(netns) > 0
+    return document
+
+
 def test_a_shard_no_worker_took_expires_and_a_later_worker_never_scans_it(
     broker: str, netns: Netns
 ) -> None:
@@ -373,9 +390,7 @@ def test_a_shard_no_worker_took_expires_and_a_later_worker_never_scans_it(
     netns.serve("tcp:127.0.10.1:2323:login: ")
     _count_probes(netns)
     # When a scan for that vantage runs out of --shard-timeout
-    rc, document, err = _scan(
-        broker, "-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1", "--shard-timeout", "2"
-    )
+    rc, document, err = _scan(broker, *ONE_SHARD, "--shard-timeout", "2")
     # Then it fails with the clear error, as before
     assert rc == 2, err
     assert "shard 0 (vantage b): no word from any worker for 2 s" in err, err
@@ -395,21 +410,8 @@ def test_a_shard_no_worker_took_expires_and_a_later_worker_never_scans_it(
     assert _probes_sent(netns) == 0
     # And the same worker does scan a live coordinator's shard (so the counter would have
     # seen a scan)
-    rc, document, err = _scan(
-        broker,
-        "-p",
-        "T:2323",
-        "--shards",
-        "1",
-        "--vantage",
-        "b=127.0.10.1",
-        "--shard-timeout",
-        "60",
-    )
-    assert rc in (0, 1), err
+    document = _a_live_shard_is_scanned(netns, partial(_scan, broker))
     assert document["complete"] is True
-    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
-    assert _probes_sent(netns) > 0
     assert "Traceback" not in "".join(log.lines)
 
 
@@ -458,18 +460,7 @@ def test_a_shard_with_no_worker_expires_on_rabbitmq_too(rabbitmq: str, netns: Ne
     # Given RabbitMQ and a listener in the namespace, a probe counter, and no worker
     netns.serve("tcp:127.0.10.1:2323:login: ")
     _count_probes(netns)
-    rc, _, err = _scan_in(
-        netns,
-        rabbitmq,
-        "-p",
-        "T:2323",
-        "--shards",
-        "1",
-        "--vantage",
-        "b=127.0.10.1",
-        "--shard-timeout",
-        "2",
-    )
+    rc, _, err = _scan_in(netns, rabbitmq, *ONE_SHARD, "--shard-timeout", "2")
     assert rc == 2, err
     assert "shard 0 (vantage b): no word from any worker for 2 s" in err, err
     # When a worker for that vantage starts afterwards, it discards the shard unscanned
@@ -478,21 +469,7 @@ def test_a_shard_with_no_worker_expires_on_rabbitmq_too(rabbitmq: str, netns: Ne
     log.wait_for("Discarding revoked task: ghostport.shard[")
     assert _probes_sent(netns) == 0
     # And it scans a live coordinator's shard
-    rc, document, err = _scan_in(
-        netns,
-        rabbitmq,
-        "-p",
-        "T:2323",
-        "--shards",
-        "1",
-        "--vantage",
-        "b=127.0.10.1",
-        "--shard-timeout",
-        "60",
-    )
-    assert rc in (0, 1), err
-    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
-    assert _probes_sent(netns) > 0
+    _a_live_shard_is_scanned(netns, partial(_scan_in, netns, rabbitmq))
 
 
 def test_an_unreachable_amqp_broker_is_one_clear_line_without_its_password() -> None:
@@ -656,7 +633,7 @@ def test_a_shard_queued_by_an_interrupted_coordinator_is_dropped_unscanned(
     scan = subprocess.Popen(
         [
             *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
-            *("--broker", broker, "-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"),
+            *("--broker", broker, *ONE_SHARD),
             *("--shard-timeout", "120"),
         ],
         stdout=out,
@@ -692,20 +669,7 @@ def test_a_shard_queued_by_an_interrupted_coordinator_is_dropped_unscanned(
         client.close()
     assert _probes_sent(netns) == 0
     # And the same worker scans a live coordinator's shard (so the counter would have seen it)
-    rc, document, err = _scan(
-        broker,
-        "-p",
-        "T:2323",
-        "--shards",
-        "1",
-        "--vantage",
-        "b=127.0.10.1",
-        "--shard-timeout",
-        "60",
-    )
-    assert rc in (0, 1), err
-    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
-    assert _probes_sent(netns) > 0
+    _a_live_shard_is_scanned(netns, partial(_scan, broker))
     assert "Traceback" not in "".join(log.lines)
 
 
@@ -736,10 +700,9 @@ def test_a_shard_of_an_interrupted_coordinator_is_dropped_on_rabbitmq_too(
     # whose shard waits in its vantage's queue (no worker there yet)
     netns.serve("tcp:127.0.10.1:2323:login: ")
     _count_probes(netns)
-    args = ["-p", "T:2323", "--shards", "1", "--vantage", "b=127.0.10.1"]
     scan = netns.spawn(
         *(sys.executable, "-m", "scanner", "scan", "-q", "--no-db", "--json", "-"),
-        *("--broker", rabbitmq, *args, "--shard-timeout", "120"),
+        *("--broker", rabbitmq, *ONE_SHARD, "--shard-timeout", "120"),
     )
     deadline = time.monotonic() + 60  # a bound on waiting, not a claim about speed
     while _rabbit_depth(netns, rabbitmq, "ghostport.b") < 1:
@@ -756,8 +719,5 @@ def test_a_shard_of_an_interrupted_coordinator_is_dropped_on_rabbitmq_too(
     assert _rabbit_depth(netns, rabbitmq, "ghostport.b") == 0
     assert _probes_sent(netns) == 0
     # And it scans a live coordinator's shard
-    rc, document, err = _scan_in(netns, rabbitmq, *args, "--shard-timeout", "60")
-    assert rc in (0, 1), err
-    assert [(r["port"], r["state"]) for r in document["results"]] == [(2323, "open")]
-    assert _probes_sent(netns) > 0
+    _a_live_shard_is_scanned(netns, partial(_scan_in, netns, rabbitmq))
     assert "Traceback" not in "".join(log.lines)
