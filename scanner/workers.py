@@ -92,13 +92,14 @@ class ProcessRunner:
         """Worker pid by shard number, once started."""
         self._forked: dict[int, tuple[BaseProcess, Connection]] = {}
 
-    def fork(self, shards: Sequence[ShardSpec], config: ScanConfig) -> bool:
+    def fork(self, shards: Sequence[ShardSpec], config: ScanConfig) -> None:
         """Fork a worker per shard now, each with `config` (the coordinator's: the slice is
         applied by run_slice). Call it before any event loop runs, with the standard streams
-        flushed (a forked worker flushes them again as it ends); False (nothing started)
-        when forking is not safe here: another thread runs, or no fork on this platform."""
+        flushed (a forked worker flushes them again as it ends). Nothing is started when
+        forking is not safe here (another thread runs, or no fork on this platform): `run`
+        spawns the workers then."""
         if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-            return False
+            return
         context = multiprocessing.get_context("fork")
         for spec in shards:
             reader, writer = context.Pipe(duplex=False)
@@ -113,7 +114,6 @@ class ProcessRunner:
             writer.close()
             self._forked[spec.shard] = (process, reader)
             self.pids[spec.shard] = process.pid or 0
-        return True
 
     async def run(self, shards: Sequence[ShardSpec], merger: ShardMerger) -> None:
         """Start one process per shard (unless forked already); merge their batches until

@@ -21,6 +21,7 @@ from scanner.errors import UsageError
 from scanner.models import PortResult, ScanSummary
 from scanner.scan import ScanConfig
 from scanner.shards import (
+    ShardRunner,
     ShardSpec,
     finished_shards,
     plan_shards,
@@ -145,7 +146,7 @@ def sharded_scan(
     seen: list[PortResult] = list(history.replay.results) if history.replay else []
     for_workers = shard_argv(argv)
     vantages = vantages_from(args)
-    local: Any = None
+    local: ShardRunner | None = None
     shards: list[ShardSpec] = []
     if url is None:
         parts = parts_done or args.workers or os.cpu_count() or 1
@@ -173,8 +174,10 @@ def sharded_scan(
 
             parts = parts_done or args.shards or 2
             planned = plan_shards(parts, config.targets, config.excludes, vantages)
-            runner = CeleryRunner(url, for_workers, config.seed, args.shard_timeout)
-            await runner.check()
+            celery = CeleryRunner(url, for_workers, config.seed, args.shard_timeout)
+            await celery.check()
+            runner = celery
+        assert runner is not None  # local, or the broker's
         await run_sharded(
             config, observer, event_loop, planned, runner, finished, seen, url is not None
         )
