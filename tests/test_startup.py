@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from scanner import cache
+from scanner.cli import no_plugins_loader
 from scanner.cli.options import SEVERITIES
 from scanner.models import Severity
 from scanner.probes import build_payload
@@ -44,9 +45,11 @@ print({MARK!r} + json.dumps([code, sorted(sys.modules)]))
 """
 
 
-def run_fresh(cache_dir: Path, *argv: str) -> tuple[int, str, set[str]]:
-    """(exit code, stdout before the module list, top-level names of the modules imported)."""
-    env = {**os.environ, "GHOSTPORT_CACHE_DIR": str(cache_dir)}
+def run_fresh(
+    cache_dir: Path, *argv: str, env: dict[str, str] | None = None
+) -> tuple[int, str, set[str]]:
+    """(exit code, stdout before the module list, the modules imported by full dotted name)."""
+    env = {**os.environ, **(env or {}), "GHOSTPORT_CACHE_DIR": str(cache_dir)}
     done = subprocess.run(
         [sys.executable, "-c", WRAPPER, *argv],
         capture_output=True,
@@ -60,7 +63,7 @@ def run_fresh(cache_dir: Path, *argv: str) -> tuple[int, str, set[str]]:
     output, _, listing = done.stdout.rpartition(MARK)
     code, modules = json.loads(listing)
     assert "Traceback" not in done.stderr, done.stderr
-    return code, output, {name.split(".")[0] for name in modules}
+    return code, output, set(modules)
 
 
 def closed_port() -> int:
@@ -138,6 +141,29 @@ def test_a_warm_scan_imports_neither_scapy_nor_yaml(tmp_path: Path) -> None:
         == sorted([(port, "tcp", "closed", "conn-refused"), (161, "udp", "closed", "port-unreach")])
     )
     assert sorted(warm_modules & {"scapy", "yaml", "jinja2", "psutil"}) == []
+    # nor importlib.metadata, which pydantic's plugin loader imports to find no plugins
+    assert "importlib.metadata" not in warm_modules
+
+
+def test_pydantic_plugins_are_looked_up_when_not_all_turned_off(tmp_path: Path) -> None:
+    # Given plugins turned off by name only (pydantic must look the others up)
+    argv = ["scan", "-q", "--no-db", "-p", f"T:{closed_port()}", "127.0.0.1"]
+    code, _, modules = run_fresh(tmp_path, *argv, env={"PYDANTIC_DISABLE_PLUGINS": "nosuch"})
+    # Then the scan runs with pydantic's own loader, which reads the installed entry points
+    assert code == 0
+    assert "importlib.metadata" in modules
+
+
+def test_the_loader_given_in_advance_answers_as_pydantics_own() -> None:
+    # With every plugin off, pydantic's own loader (in a fresh interpreter, where nothing
+    # stands in for it) finds no plugins, as the one scanner/cli/__init__.py gives in advance
+    code = "from pydantic.plugin._loader import get_plugins; print(list(get_plugins()))"
+    env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split() == ["[]"]
+    assert list(no_plugins_loader().get_plugins()) == []
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong-shape", "foreign"])

@@ -26,6 +26,7 @@ import contextlib
 import os
 import sys
 import traceback
+import types
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -186,11 +187,29 @@ def _guarded(run: Callable[[], int], argv: Sequence[str], prog: str) -> int:
         return EXIT_INTERNAL
 
 
+_PLUGIN_LOADER = "pydantic.plugin._loader"
+_ALL_PLUGINS_OFF = ("__all__", "1", "true")  # as pydantic.plugin._loader reads it
+
+
 def _quiet_pydantic() -> None:
     """No pydantic plugins for ghostport's own models: finding them means reading the entry
     points of every installed distribution, at the first model used (10-20 ms of each
-    start-up). An explicit $PYDANTIC_DISABLE_PLUGINS is kept."""
+    start-up). An explicit $PYDANTIC_DISABLE_PLUGINS is kept.
+
+    With every plugin off, pydantic's plugin loader would still import importlib.metadata
+    (and email, zipfile, csv: 25-30 ms of a one-port scan) only to return no plugins; its one
+    function is given in advance as what it returns then. Any other setting loads the real
+    loader (tests/test_startup.py holds both)."""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] in _ALL_PLUGINS_OFF:
+        sys.modules.setdefault(_PLUGIN_LOADER, no_plugins_loader())
+
+
+def no_plugins_loader() -> types.ModuleType:
+    """pydantic's plugin loader as it answers with every plugin off: no plugins."""
+    loader = types.ModuleType(_PLUGIN_LOADER, "pydantic's plugin loader, every plugin off")
+    loader.get_plugins = tuple  # type: ignore[attr-defined]
+    return loader
 
 
 def scan_main(argv: Sequence[str] | None = None) -> int:
