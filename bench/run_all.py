@@ -25,11 +25,11 @@ STEPS = [
     ("Loading the IANA registry", ["registry_load.py"]),
     (
         "Silent network and SYN sweep: --syn against connect mode, nmap -sT/-sS and the C loop",
-        ["silent.py", "--limit", "60"],
+        ["silent.py", "--limit", "60", "--rounds", "3"],
     ),
     ("Start-up: whole-process times against `python -c 'import asyncio'`", ["startup.py"]),
     ("Both cores: --workers against nmap -sT and the C loops; the broker", ["workers.py"]),
-    ("The history database's cost on the /16 sweep", ["db_cost.py"]),
+    ("The history database's cost on the /16 sweep", ["db_cost.py", "--runs", "7"]),
     (
         "Real daemons squatting on orphaned ports: ghostport against nmap -sT -sU -sV",
         ["squatters.py", "--nmap-limit", "300"],
