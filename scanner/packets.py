@@ -109,15 +109,14 @@ class Cookies:
     uniformly random to them); one who sees them needs no cookie to answer."""
 
     def __init__(self) -> None:
-        self.high = _random_words(1 << 16)
-        self.low = _random_words(1 << 16)
-        """The host's half of its probes' cookies: high[a >> 16] ^ low[a & 0xFFFF]."""
+        self._high = _random_words(1 << 16)
+        self._low = _random_words(1 << 16)
         self.ports = _random_words(1 << 16)
         """The port's half of its probes' cookies, by port."""
 
     def host(self, address: int) -> int:
         """The host's half of its probes' cookies."""
-        return self.high[address >> 16] ^ self.low[address & 0xFFFF]
+        return self._high[address >> 16] ^ self._low[address & 0xFFFF]
 
 
 def _random_words(count: int) -> array.array[int]:
@@ -129,7 +128,7 @@ def _random_words(count: int) -> array.array[int]:
 class Route(NamedTuple):
     """A target address, packed and as an integer, with the source address the kernel routes
     it from, the host's half of its cookies (Cookies.host) and the part of its SYNs' TCP
-    checksum fixed by these (`route_to` makes one; scanner/routes.py makes them in bulk)."""
+    checksum fixed by these (scanner/routes.py makes them)."""
 
     packed: bytes
     source: bytes
@@ -143,13 +142,6 @@ def source_sum(source: bytes, source_port: int) -> int:
     """The part of every SYN's checksum fixed by its source address and port."""
     high, low = _WORDS.unpack(source)
     return int(_CONSTANT_SUM + high + low + source_port)
-
-
-def route_to(packed: bytes, source: bytes, source_port: int, cookie: int = 0) -> Route:
-    """The Route of one target address."""
-    address = int.from_bytes(packed, "big")
-    partial = source_sum(source, source_port) + (address >> 16) + (address & 0xFFFF)
-    return Route(packed, source, address, cookie, partial)
 
 
 class RawSockets:

@@ -110,8 +110,7 @@ class Routes:
                 self._blocks[block] = known
         if len(self.hosts) >= _HOST_CACHE:
             self.hosts.clear()
-        high, low = address >> 16, address & 0xFFFF
-        cookie = self._cookies.high[high] ^ self._cookies.low[low]
-        route = _new(Route, (packed, known[0], address, cookie, known[1] + high + low))
+        partial = known[1] + (address >> 16) + (address & 0xFFFF)
+        route = _new(Route, (packed, known[0], address, self._cookies.host(address), partial))
         self.hosts[host] = route
         return route
