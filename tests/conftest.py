@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,33 @@ from scanner.registry import BUNDLED_REGISTRY
 from tests.postgres import PostgresServer, postgres_unavailable_reason
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`python -c code` in a fresh interpreter, from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+        check=check,
+    )
+
+
+def interrupt(process: subprocess.Popen[Any], timeout: float = 60) -> tuple[Any, Any]:
+    """Ctrl-C a process and wait for its output; killed if it has not ended in `timeout`."""
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
+
+
 _COUNTER = itertools.count()
 
 # The network rule, enforced by the scanner itself: every scan the tests start, in-process or

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from scanner.cli import ghostport_main, scan_main
-from tests.conftest import REPO
+from tests.conftest import REPO, run_python
 
 PACKAGE = REPO / "scanner"
 
@@ -90,14 +88,7 @@ def test_loop_uvloop_without_uvloop_is_a_clear_error() -> None:
         "from scanner.cli import scan_main\n"
         "raise SystemExit(scan_main(['--loop', 'uvloop', '-q', '-p', '1', '--tcp', '127.0.0.1']))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
+    done = run_python(code, timeout=60, check=False)
     # Then it is one line naming uvloop, exit 2
     assert done.returncode == 2, done.stderr
     _one_line_error(done.stderr, "uvloop")

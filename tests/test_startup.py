@@ -27,7 +27,7 @@ from scanner.probeset import built_payloads, payload_of
 from scanner.profile_cache import load_profiles_cached
 from scanner.profiles import ProbeModel, bundled_profile_ids, load_profiles
 from scanner.registry import COLUMNS, parse_cached, parse_iana_csv
-from tests.conftest import REPO
+from tests.conftest import REPO, run_python
 
 HEAVY = ("scapy", "yaml", "jinja2", "psutil", "pydantic", "rich")
 MARK = "\nMODULES:"
@@ -159,9 +159,7 @@ def test_the_loader_given_in_advance_answers_as_pydantics_own() -> None:
     # stands in for it) finds no plugins, as the one scanner/cli/__init__.py gives in advance
     code = "from pydantic.plugin._loader import get_plugins; print(list(get_plugins()))"
     env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": "__all__"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
+    done = run_python(code, env=env)
     assert done.stdout.split() == ["[]"]
     assert list(no_plugins_loader().get_plugins()) == []
 
@@ -245,15 +243,7 @@ def test_a_warm_profile_load_builds_no_validator(own_cache: Path) -> None:
         "print(len(profiles[0].services), 'yaml' in sys.modules,"
         " ProbeModel.__pydantic_complete__, ServiceModel.__pydantic_complete__)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env={**os.environ, "GHOSTPORT_CACHE_DIR": str(own_cache)},
-        check=True,
-    )
+    done = run_python(script, env={**os.environ, "GHOSTPORT_CACHE_DIR": str(own_cache)})
     # Then it parsed no YAML and built no pydantic validator for them
     count, yaml_loaded, probe_built, service_built = done.stdout.split()
     assert int(count) > 0

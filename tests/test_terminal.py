@@ -8,7 +8,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import site
 import socket
 import socketserver
@@ -26,7 +25,7 @@ from scanner.models import PortResult, PortState, Reason, RegistryRef, ServiceMa
 from scanner.registry import COLUMNS
 from scanner.report.terminal import result_line
 from scanner.report.text import grepable_line
-from tests.conftest import REPO
+from tests.conftest import REPO, interrupt
 
 HOSTILE_NAME = "evil\x1b[31m[bold red]x[/]"
 HOSTILE_DESCRIPTION = "desc\x1b]0;pwned\x07 :smile: \u202eoops"
@@ -287,12 +286,7 @@ def test_lab_as_a_normal_user_says_where_it_runs_and_scans_inside(tmp_path: Path
         assert "private user and network namespace" in text, text
         assert "`ghostport lab --base 127.0.50.0 -- scan 127.0.50.1-5`" in text
     finally:
-        lab.send_signal(signal.SIGINT)
-        try:
-            lab.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-            lab.communicate()
+        interrupt(lab, timeout=30)
     # When the scan runs inside it
     scan = ["scan", "--no-db", "--format", "grepable", "-sT", "-p", "23,412,3416", "127.0.50.1-5"]
     done = subprocess.run(

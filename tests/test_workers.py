@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.conftest import interrupt
 from tests.support import TcpServer, closed_port, servers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -174,12 +175,7 @@ def test_forked_workers_hold_none_of_the_coordinators_files(tmp_path: Path) -> N
             assert not held & writer_pipes, held
             assert "/dev/null" in held
     finally:
-        scan.send_signal(signal.SIGINT)
-        try:
-            scan.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            scan.kill()
-            scan.communicate()
+        interrupt(scan)
     assert scan.returncode == 130
 
 
